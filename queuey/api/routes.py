@@ -1,0 +1,213 @@
+"""The /v1 endpoints: each resolves caller, application, queue and rights, then calls the service.
+
+Checks run in the order of the contract: unknown key (401) -> unknown
+application (404) -> unknown queue (404) -> rights (403) -> body size (413) ->
+validation (400, in the service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from queuey.api.responses import JSON, OK
+from queuey.core.access import Principals, authenticate, is_owner, may_consume, may_read
+from queuey.core.errors import AccessDenied, InvalidJSON, NotFound, PayloadTooLarge
+from queuey.core.service import QueueService
+from queuey.storage.base import Queue
+
+_decode = msgspec.json.Decoder().decode
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _service(request: Request) -> QueueService:
+    service: QueueService = request.app.state.service
+    return service
+
+
+def _caller(request: Request) -> Principals:
+    return authenticate(request.headers.get("authorization"), request.app.state.authenticators)
+
+
+def _app(request: Request) -> str:
+    app: str = request.path_params["app"]
+    if app not in request.app.state.applications:
+        raise NotFound(f"No application named {app!r} is known here.")
+    return app
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise AccessDenied()
+
+
+async def _queue(request: Request) -> tuple[Principals, Queue]:
+    principals = _caller(request)
+    app = _app(request)
+    queue = await _service(request).find_queue(app, request.path_params["queue"])
+    return principals, queue
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, or 413 as soon as it passes ``max_request_bytes``."""
+    limit = _service(request).limits.max_request_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body has {declared} bytes; the limit is {limit}.")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    """A queue-management body: a JSON object, or form-encoded fields."""
+    body = await _body(request)
+    if not body.strip():
+        return {}
+    if _is_json(request):
+        document = _json(body)
+        if not isinstance(document, dict):
+            raise InvalidJSON("The request body must be a JSON object.")
+        return document
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise InvalidJSON("The form body is not UTF-8 text.") from None
+
+
+# -- queues -------------------------------------------------------------------
+
+
+async def list_queues(request: Request) -> Response:
+    principals = _caller(request)
+    app = _app(request)
+    _require(is_owner(principals, app))
+    return JSON(await _service(request).list_queues(app, request.query_params))
+
+
+async def create_queue(request: Request) -> Response:
+    principals = _caller(request)
+    app = _app(request)
+    _require(is_owner(principals, app))
+    fields = await _fields(request)
+    result, created = await _service(request).create_queue(app, fields)
+    return JSON(result, status_code=201 if created else 200)
+
+
+async def update_queue(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(is_owner(principals, queue.app))
+    fields = await _fields(request)
+    return JSON(await _service(request).update_queue(queue, fields))
+
+
+async def delete_queue(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(is_owner(principals, queue.app))
+    await _service(request).delete_queue(queue)
+    return JSON(OK)
+
+
+# -- messages -----------------------------------------------------------------
+
+
+async def post_messages(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(is_owner(principals, queue.app))
+    body = await _body(request)
+    service = _service(request)
+    if _is_json(request):
+        posted = await service.post_batch(queue, _json(body))
+    else:
+        headers = request.headers
+        posted = await service.post_one(
+            queue,
+            body,
+            headers.get("content-type"),
+            headers.get("x-ttl"),
+            headers.get("x-partition"),
+        )
+    return JSON({"status": "ok", "messages": posted}, status_code=201)
+
+
+async def read_messages(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(may_read(principals, queue))
+    messages = await _service(request).read(queue, request.query_params)
+    return JSON({"status": "ok", "messages": messages})
+
+
+async def get_messages(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(may_read(principals, queue))
+    messages = await _service(request).get_by_ids(queue, request.path_params["ids"])
+    return JSON({"status": "ok", "messages": messages})
+
+
+async def put_messages(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(is_owner(principals, queue.app))
+    body = await _body(request)
+    await _service(request).put_by_ids(
+        queue,
+        request.path_params["ids"],
+        body,
+        request.headers.get("content-type"),
+        request.headers.get("x-ttl"),
+    )
+    return JSON(OK)
+
+
+async def delete_messages(request: Request) -> Response:
+    principals, queue = await _queue(request)
+    _require(may_consume(principals, queue))
+    await _service(request).delete_by_ids(queue, request.path_params["ids"])
+    return JSON(OK)
+
+
+def _by_method(path: str, **handlers: Endpoint) -> Route:
+    """One route per path dispatching on the method, so a 405 lists every allowed method."""
+    table = {method.upper(): handler for method, handler in handlers.items()}
+    if "GET" in table:
+        table["HEAD"] = table["GET"]
+
+    async def endpoint(request: Request) -> Response:
+        return await table[request.method](request)
+
+    return Route(path, endpoint, methods=list(table), name=path)
+
+
+routes = [
+    _by_method("/v1/{app}", get=list_queues, post=create_queue),
+    _by_method(
+        "/v1/{app}/{queue}",
+        get=read_messages,
+        post=post_messages,
+        put=update_queue,
+        delete=delete_queue,
+    ),
+    _by_method("/v1/{app}/{queue}/{ids}", get=get_messages, put=put_messages, delete=delete_messages),
+]

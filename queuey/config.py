@@ -1,0 +1,191 @@
+"""Settings: declared once, read from a TOML file, environment variables and flags.
+
+Every setting is declared in ``SETTINGS`` with its type, default and help; a
+test checks that each one is documented in ``docs/configuration.md``. The
+``[application_keys]`` table is free-form (application name = list of keys).
+Precedence: command-line flags > ``QUEUEY_*`` environment variables > file >
+defaults. A bad configuration raises :class:`ConfigError` whose message is one
+line, ``PATH: section.key: problem``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+APP_NAME = re.compile(r"[A-Za-z0-9_]+")
+HASHED_KEY = re.compile(r"sha256:[0-9a-fA-F]{64}")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is the one line to print."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+    env: str | None = None
+
+    @property
+    def attr(self) -> str:
+        return f"{self.section}_{self.key}" if self.section in ("storage", "cors") else self.key
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server", "host", str, "127.0.0.1", "Address to listen on.", "QUEUEY_HOST"),
+    Setting("server", "port", int, 5000, "TCP port to listen on.", "QUEUEY_PORT"),
+    Setting("server", "workers", int, 1, "Server processes (granian workers)."),
+    Setting(
+        "storage", "url", str, "sqlite:///queuey.db",
+        "Where messages live: sqlite:///relative/path, sqlite:////absolute/path, "
+        "or cassandra://HOST[,HOST...][:PORT]/KEYSPACE?replication=N[&dc=NAME].",
+        "QUEUEY_STORAGE_URL",
+    ),
+    Setting("storage", "create_schema", bool, True, "Create the schema at start (Cassandra)."),
+    Setting("storage", "settle_weak", float, 1.0, "Settle delay of weak queues, seconds (Cassandra)."),
+    Setting("storage", "settle_strong", float, 5.0, "Settle delay of strong queues, seconds (Cassandra)."),
+    Setting(
+        "storage", "settle_very_strong", float, 600.0,
+        "Settle delay of very_strong queues, seconds (Cassandra).",
+    ),
+    Setting(
+        "storage", "purge_interval", float, 30.0,
+        "Seconds between background purges of expired and deleted messages (SQLite).",
+    ),
+    Setting("cors", "origins", list, [], 'Origins allowed cross-origin access; "*" for any.'),
+    Setting("limits", "max_message_bytes", int, 262144, "Largest message body, UTF-8 bytes."),
+    Setting("limits", "max_request_bytes", int, 8388608, "Largest request body, bytes."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved configuration of one Queuey server."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    storage_url: str = "sqlite:///queuey.db"
+    storage_create_schema: bool = True
+    storage_settle_weak: float = 1.0
+    storage_settle_strong: float = 5.0
+    storage_settle_very_strong: float = 600.0
+    storage_purge_interval: float = 30.0
+    cors_origins: tuple[str, ...] = ()
+    max_message_bytes: int = 262144
+    max_request_bytes: int = 8388608
+    application_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    path: str | None = None
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(setting: Setting, value: Any, where: str) -> Any:
+    kind = setting.type
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of strings")
+        return tuple(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: must be {kind.__name__}, not {type(value).__name__}")
+    if kind in (int, float) and value < 0 or (setting.key in ("port", "workers") and value < 1):
+        raise ConfigError(f"{where}: must be positive")
+    return value
+
+
+def _application_keys(path: str, table: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: application_keys: must be a table of app = [keys]")
+    owners: dict[str, str] = {}
+    keys: dict[str, tuple[str, ...]] = {}
+    for app, value in table.items():
+        where = f"{path}: application_keys.{app}"
+        if not APP_NAME.fullmatch(app):
+            raise ConfigError(f"{where}: application names are letters, digits and _")
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
+            raise ConfigError(f"{where}: must be a list of non-empty key strings")
+        if not value:
+            raise ConfigError(f"{where}: an application needs at least one key")
+        for key in value:
+            if key.startswith("sha256:") and not HASHED_KEY.fullmatch(key):
+                raise ConfigError(f"{where}: a hashed key is sha256: and 64 hex digits")
+            if key in owners:
+                raise ConfigError(f"{where}: a key is also configured for {owners[key]}")
+            owners[key] = app
+        keys[app] = tuple(value)
+    return keys
+
+
+def parse(path: str, document: Mapping[str, Any]) -> Settings:
+    """Settings from a parsed TOML document (``path`` names it in errors)."""
+    by_name = {(s.section, s.key): s for s in SETTINGS}
+    sections = {s.section for s in SETTINGS}
+    values: dict[str, Any] = {}
+    app_keys: dict[str, tuple[str, ...]] = {}
+    for section, table in document.items():
+        if section == "application_keys":
+            app_keys = _application_keys(path, table)
+            continue
+        if section not in sections:
+            raise ConfigError(f"{path}: {section}: unknown section")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section}: must be a table")
+        for key, value in table.items():
+            setting = by_name.get((section, key))
+            if setting is None:
+                raise ConfigError(f"{path}: {section}.{key}: unknown setting")
+            values[setting.attr] = _convert(setting, value, f"{path}: {section}.{key}")
+    return Settings(application_keys=app_keys, path=path, **values)
+
+
+def load(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the file (``path``, else ``QUEUEY_CONFIG``, else ``./queuey.toml``), then overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("QUEUEY_CONFIG") or "queuey.toml"
+    try:
+        with Path(path).open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such configuration file; create one with `queuey init {path}`"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    settings = parse(path, document)
+    if not settings.application_keys:
+        raise ConfigError(f"{path}: application_keys: no application is configured")
+    changes: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env and environ.get(setting.env):
+            raw = environ[setting.env]
+            if setting.type is int:
+                if not raw.isdigit():
+                    raise ConfigError(f"{setting.env}: must be an integer, not {raw!r}")
+                changes[setting.attr] = _convert(setting, int(raw), setting.env)
+            else:
+                changes[setting.attr] = raw
+    for attr, value in (overrides or {}).items():
+        if value is not None:
+            changes[attr] = value
+    return settings.replace(**changes)

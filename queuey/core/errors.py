@@ -1,0 +1,96 @@
+"""The error catalog: every error Queuey answers, with its status and JSON key.
+
+Core code raises these; one handler in the HTTP layer turns any of them into
+``{"status": "error", "error_msg": {KEY: MESSAGE, ...}}``.
+
+    QueueyError
+    ├── InvalidApplicationKey   401
+    ├── AccessDenied            403
+    ├── NotFound                404  (unknown application or path)
+    ├── InvalidQueueName        404  (unknown queue)
+    ├── MethodNotAllowed        405
+    ├── PayloadTooLarge         413
+    ├── InvalidJSON             400
+    ├── InvalidMessageID        400
+    ├── InvalidUpdate           400
+    ├── ValidationError         400  (keyed by field: "ttl", "1.partition", ...)
+    └── StorageUnavailable      503
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class QueueyError(Exception):
+    """An error with an HTTP status and a JSON body; ``key`` defaults to the class name."""
+
+    status = 400
+    default_message = "Bad request."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    @property
+    def fields(self) -> Mapping[str, str]:
+        return {type(self).__name__: self.message}
+
+
+class InvalidApplicationKey(QueueyError):
+    status = 401
+    default_message = "No application is known by that key."
+
+
+class AccessDenied(QueueyError):
+    status = 403
+    default_message = "Access was denied to this resource."
+
+
+class NotFound(QueueyError):
+    status = 404
+    default_message = "Nothing was found at this path."
+
+
+class InvalidQueueName(QueueyError):
+    status = 404
+    default_message = "Queue of that name was not found."
+
+
+class MethodNotAllowed(QueueyError):
+    status = 405
+    default_message = "This method is not allowed on this resource."
+
+
+class PayloadTooLarge(QueueyError):
+    status = 413
+    default_message = "The request body is too large."
+
+
+class InvalidJSON(QueueyError):
+    default_message = "The request body is not valid JSON."
+
+
+class InvalidMessageID(QueueyError):
+    default_message = "Not a valid message id."
+
+
+class InvalidUpdate(QueueyError):
+    default_message = "This change is not allowed."
+
+
+class StorageUnavailable(QueueyError):
+    status = 503
+    default_message = "The message store is unavailable; try again later."
+
+
+class ValidationError(QueueyError):
+    """Invalid fields of a request, all reported together."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self._fields = dict(fields)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self._fields.items()))
+
+    @property
+    def fields(self) -> Mapping[str, str]:
+        return self._fields

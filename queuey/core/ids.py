@@ -1,0 +1,89 @@
+"""Message ids and timestamps as they appear on the wire.
+
+An id is the 32 lowercase hex digits of a version-1 UUID (no hyphens); a
+timestamp is the UUID's 100 ns tick as seconds since the Unix epoch, a decimal
+string with exactly 7 fractional digits. Both are computed with integers only:
+a float cannot hold 100 ns at today's epoch.
+"""
+
+from __future__ import annotations
+
+import re
+
+from queuey.core.errors import InvalidMessageID
+from queuey.storage.keys import MAX_TICKS, UNIX_EPOCH_TICKS, MessageKey
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_DECIMAL = re.compile(r"(\d+)(?:\.(\d*))?|\.(\d+)")
+TICKS_PER_SECOND = 10_000_000
+
+
+def format_id(key: MessageKey) -> str:
+    """The 32 hex digits of the version-1 UUID for ``key``."""
+    ts = key.ts
+    head = ((ts & 0xFFFFFFFF) << 32) | (((ts >> 32) & 0xFFFF) << 16) | ((ts >> 48) & 0x0FFF) | 0x1000
+    return f"{head:016x}{key.tail.hex()}"
+
+
+def format_timestamp(ts: int) -> str:
+    """UUID ticks as Unix seconds with exactly 7 fractional digits."""
+    unix = ts - UNIX_EPOCH_TICKS
+    sign = "-" if unix < 0 else ""
+    seconds, fraction = divmod(abs(unix), TICKS_PER_SECOND)
+    return f"{sign}{seconds}.{fraction:07d}"
+
+
+def is_hex_id(text: str) -> bool:
+    return _HEX32.fullmatch(text) is not None
+
+
+def parse_id(text: str) -> MessageKey:
+    """Parse 32 hex digits of a version-1 UUID; raise :class:`InvalidMessageID` otherwise."""
+    if _HEX32.fullmatch(text) is None:
+        raise InvalidMessageID(f"{text!r} is not 32 hex digits")
+    value = int(text, 16)
+    if (value >> 76) & 0xF != 1:
+        raise InvalidMessageID(f"{text!r} is not a version-1 (time-based) UUID")
+    head = value >> 64
+    ts = ((head & 0x0FFF) << 48) | (((head >> 16) & 0xFFFF) << 32) | (head >> 32)
+    return MessageKey(ts, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"))
+
+
+def parse_timestamp(text: str) -> int | None:
+    """Unix seconds as a non-negative decimal string to UUID ticks, rounding up.
+
+    Digits beyond the 7th fractional one round up to the next tick, so that
+    "at or after" the given time never includes an earlier message. Returns
+    None when ``text`` is not such a number.
+    """
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
+        return None
+    whole = int(match.group(1) or 0)
+    fraction = match.group(2) if match.group(1) is not None else match.group(3)
+    fraction = fraction or ""
+    ticks = whole * TICKS_PER_SECOND + int(fraction[:7].ljust(7, "0"))
+    if fraction[7:].strip("0"):
+        ticks += 1
+    return min(ticks + UNIX_EPOCH_TICKS, MAX_TICKS + 1)
+
+
+def parse_id_list(text: str) -> list[tuple[int, MessageKey]]:
+    """Parse ``id,N:id,...`` into unique ``(partition, key)`` pairs in the order given.
+
+    No prefix means partition 1; empty items are skipped. A prefix that is not a
+    number, or an item that is not an id: :class:`InvalidMessageID`.
+    """
+    seen: dict[tuple[int, MessageKey], None] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        partition = 1
+        if ":" in item:
+            prefix, _, item = item.partition(":")
+            if not prefix.isdigit() or not prefix.isascii():
+                raise InvalidMessageID(f"partition prefix {prefix!r} is not a number")
+            partition = int(prefix)
+        seen.setdefault((partition, parse_id(item)), None)
+    return list(seen)
