@@ -46,20 +46,37 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "port", int, 5000, "TCP port to listen on.", "QUEUEY_PORT"),
     Setting("server", "workers", int, 1, "Server processes (granian workers)."),
     Setting(
-        "storage", "url", str, "sqlite:///queuey.db",
+        "storage",
+        "url",
+        str,
+        "sqlite:///queuey.db",
         "Where messages live: sqlite:///relative/path, sqlite:////absolute/path, "
         "or cassandra://HOST[,HOST...][:PORT]/KEYSPACE?replication=N[&dc=NAME].",
         "QUEUEY_STORAGE_URL",
     ),
     Setting("storage", "create_schema", bool, True, "Create the schema at start (Cassandra)."),
-    Setting("storage", "settle_weak", float, 1.0, "Settle delay of weak queues, seconds (Cassandra)."),
-    Setting("storage", "settle_strong", float, 5.0, "Settle delay of strong queues, seconds (Cassandra)."),
     Setting(
-        "storage", "settle_very_strong", float, 600.0,
+        "storage", "settle_weak", float, 1.0, "Settle delay of weak queues, seconds (Cassandra)."
+    ),
+    Setting(
+        "storage",
+        "settle_strong",
+        float,
+        5.0,
+        "Settle delay of strong queues, seconds (Cassandra).",
+    ),
+    Setting(
+        "storage",
+        "settle_very_strong",
+        float,
+        600.0,
         "Settle delay of very_strong queues, seconds (Cassandra).",
     ),
     Setting(
-        "storage", "purge_interval", float, 30.0,
+        "storage",
+        "purge_interval",
+        float,
+        30.0,
         "Seconds between background purges of expired and deleted messages (SQLite).",
     ),
     Setting("cors", "origins", list, [], 'Origins allowed cross-origin access; "*" for any.'),
@@ -101,8 +118,10 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
         return tuple(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {kind.__name__}, not {type(value).__name__}")
-    if kind in (int, float) and value < 0 or (setting.key in ("port", "workers") and value < 1):
-        raise ConfigError(f"{where}: must be positive")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        smallest = 1 if setting.key in ("port", "workers") else 0
+        if value < smallest:
+            raise ConfigError(f"{where}: must be at least {smallest}")
     return value
 
 

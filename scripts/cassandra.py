@@ -28,8 +28,10 @@ count than the data on disk was made with (or with ``--fresh``) wipes the
 nodes' data first; that needs all nodes to be stopped.
 
 ``stop`` and ``kill`` only signal the processes this script started, found
-through the pid file it recorded for each node (and checked against the
-process's command line, so a recycled pid is never signalled).
+through the pid file it recorded for each node and checked against the
+process's command line, so a recycled pid is never signalled.  If a pid file
+is lost (var/ wiped while nodes ran), the JVM is found by its unique
+``-Dcassandra.storagedir=.../var/cassandra/nodeN/data`` argument instead.
 
 State lives in ``var/cassandra/`` at the repository root::
 
@@ -204,8 +206,8 @@ def _apt_install() -> None:
 
 def _java_major(java: str) -> int:
     result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    for token in (result.stderr + result.stdout).split():
-        token = token.strip('"')
+    for word in (result.stderr + result.stdout).split():
+        token = word.strip('"')
         if token[:1].isdigit():
             head = token.split(".")
             major = int(head[1]) if head[0] == "1" and len(head) > 1 else int(head[0])
@@ -403,7 +405,7 @@ _NO_MLOCK_WRAPPER = [
     "-c",
     'ulimit -l 64 && exec "$0" "$@"',
 ]
-_no_mlock_ok: bool | None = None
+_no_mlock_ok: dict[str, bool] = {}
 
 
 def _no_mlock_prefix() -> list[str]:
@@ -415,16 +417,15 @@ def _no_mlock_prefix() -> list[str]:
     harmlessly (one "Unable to lock JVM memory" warning).  The wrapper execs, so the
     recorded pid is the JVM's.  Returns [] where setpriv is missing or not permitted.
     """
-    global _no_mlock_ok
-    if _no_mlock_ok is None:
+    if "ok" not in _no_mlock_ok:
         try:
             probe = subprocess.run(
                 [*_NO_MLOCK_WRAPPER, "true"], capture_output=True, timeout=10, check=False
             )
-            _no_mlock_ok = probe.returncode == 0
+            _no_mlock_ok["ok"] = probe.returncode == 0
         except (OSError, subprocess.SubprocessError):
-            _no_mlock_ok = False
-    return list(_NO_MLOCK_WRAPPER) if _no_mlock_ok else []
+            _no_mlock_ok["ok"] = False
+    return list(_NO_MLOCK_WRAPPER) if _no_mlock_ok["ok"] else []
 
 
 def _java_command(java: str, node: int, heap: str) -> list[str]:
@@ -455,6 +456,11 @@ def _java_command(java: str, node: int, heap: str) -> list[str]:
         f"-Dlogback.configurationFile={directory / 'logback.xml'}",
         f"-Dcassandra.jmx.local.port={7099 + 100 * node}",
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        # RING_DELAY bounds the startup shadow round, which waits for every other seed
+        # (30 s while they are still down).  The quarantine delay derives from it by
+        # default, so keep that at its usual 60 s (fat-client timeout 30 s).
+        "-Dcassandra.ring_delay_ms=1000",
+        "-Dcassandra.gossip_quarantine_delay_ms=60000",
         "-Dcassandra.superuser_setup_delay_ms=0",
         "-Dcassandra.available_processors=2",
         "-cp",
@@ -487,12 +493,23 @@ def _pid_alive(pid: int, node: int) -> bool:
 
 
 def _recorded_pid(node: int) -> int | None:
-    """The pid recorded for ``node`` if that process is still alive."""
+    """The pid of ``node``'s running JVM, or None.
+
+    Normally the pid recorded in ``nodeN/pid``.  If that file is gone (say
+    var/ was wiped while the node ran), the process is found by its unique
+    ``-Dcassandra.storagedir=<this repo>/var/cassandra/nodeN/data`` argument,
+    which only a JVM started by this script from this checkout carries.
+    """
     try:
         pid = int(_pid_file(node).read_text().strip())
+        if _pid_alive(pid, node):
+            return pid
     except (OSError, ValueError):
-        return None
-    return pid if _pid_alive(pid, node) else None
+        pass
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _pid_alive(int(entry.name), node):
+            return int(entry.name)
+    return None
 
 
 def _port_open(node: int, timeout: float = 1.0) -> bool:
@@ -654,13 +671,15 @@ def _cql_ready(node: int) -> bool:
 
 def _gossip_view(node: int) -> dict[str, tuple[int, str]]:
     """``node``'s gossip view: address -> (generation, STATUS value)."""
-    rows = cql_rows(node, "SELECT address, generation, status FROM system_views.gossip_info")
+    # Peers' legacy STATUS is not gossiped any more in 5.0, STATUS_WITH_PORT is.
+    query = "SELECT address, generation, status, status_with_port FROM system_views.gossip_info"
     view: dict[str, tuple[int, str]] = {}
-    for raw_address, raw_generation, raw_status in rows:
+    for raw_address, raw_generation, raw_status, raw_status2 in cql_rows(node, query):
         if raw_address is None or len(raw_address) != 4:
             continue
         generation = struct.unpack(">i", raw_generation)[0] if raw_generation else 0
-        view[socket.inet_ntoa(raw_address)] = (generation, (raw_status or b"").decode())
+        state = (raw_status2 or raw_status or b"").decode()
+        view[socket.inet_ntoa(raw_address)] = (generation, state)
 
     return view
 
@@ -822,7 +841,7 @@ def restart_node(node: int) -> None:
 
 def _signal_nodes(nodes: list[int], sig: signal.Signals, timeout: float) -> None:
     pids = {n: _recorded_pid(n) for n in nodes}
-    for node, pid in pids.items():
+    for pid in pids.values():
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -848,7 +867,7 @@ def stop(node: int | None = None) -> None:
     with _locked():
         targets = [node] if node is not None else list(range(1, MAX_NODES + 1))
         if node is None:
-            targets = [n for n in targets if _pid_file(n).exists()]
+            targets = [n for n in targets if _node_dir(n).is_dir() or _recorded_pid(n)]
         _signal_nodes(targets, signal.SIGTERM, STOP_TIMEOUT)
 
 

@@ -209,5 +209,7 @@ routes = [
         put=update_queue,
         delete=delete_queue,
     ),
-    _by_method("/v1/{app}/{queue}/{ids}", get=get_messages, put=put_messages, delete=delete_messages),
+    _by_method(
+        "/v1/{app}/{queue}/{ids}", get=get_messages, put=put_messages, delete=delete_messages
+    ),
 ]

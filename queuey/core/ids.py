@@ -21,7 +21,9 @@ TICKS_PER_SECOND = 10_000_000
 def format_id(key: MessageKey) -> str:
     """The 32 hex digits of the version-1 UUID for ``key``."""
     ts = key.ts
-    head = ((ts & 0xFFFFFFFF) << 32) | (((ts >> 32) & 0xFFFF) << 16) | ((ts >> 48) & 0x0FFF) | 0x1000
+    head = (
+        ((ts & 0xFFFFFFFF) << 32) | (((ts >> 32) & 0xFFFF) << 16) | ((ts >> 48) & 0x0FFF) | 0x1000
+    )
     return f"{head:016x}{key.tail.hex()}"
 
 

@@ -23,7 +23,14 @@ from queuey.core.errors import (
     PayloadTooLarge,
     ValidationError,
 )
-from queuey.core.ids import format_id, format_timestamp, is_hex_id, parse_id, parse_id_list, parse_timestamp
+from queuey.core.ids import (
+    format_id,
+    format_timestamp,
+    is_hex_id,
+    parse_id,
+    parse_id_list,
+    parse_timestamp,
+)
 from queuey.storage.base import (
     CONSISTENCY_LEVELS,
     QUEUE_TYPES,
@@ -112,7 +119,9 @@ class QueueService:
             items.append(item)
         return {"status": "ok", "queues": items, "next": following}
 
-    def _settings(self, body: Mapping[str, Any], errors: v.Errors, base: QueueSettings) -> QueueSettings:
+    def _settings(
+        self, body: Mapping[str, Any], errors: v.Errors, base: QueueSettings
+    ) -> QueueSettings:
         partitions = v.integer(
             body.get("partitions"), "partitions", errors, base.partitions, 1, MAX_PARTITIONS
         )
@@ -201,7 +210,7 @@ class QueueService:
                 content_type = "text/plain"
             elif not isinstance(content_type, str):
                 errors[f"{i}.content_type"] = "must be a string"
-            if not errors:
+            if not errors and isinstance(body, str):
                 messages.append(NewMessage(body, content_type, ttl, partition))
         _raise_if(errors)
         return await self._post(queue, messages)
@@ -256,7 +265,9 @@ class QueueService:
         partitions: dict[int, None] = {}
         for item in (query.get("partitions") or "1").split(","):
             if item.strip():
-                partitions[v.integer(item.strip(), "partitions", errors, 1, 1, queue.partitions)] = None
+                partitions[
+                    v.integer(item.strip(), "partitions", errors, 1, 1, queue.partitions)
+                ] = None
         _raise_if(errors)
         found: list[dict[str, Any]] = []
         for partition in partitions:
@@ -299,7 +310,9 @@ class QueueService:
                 )
         _raise_if(errors)
         if keys:
-            await self.storage.put_messages(queue, keys, text, content_type or "text/plain", seconds)
+            await self.storage.put_messages(
+                queue, keys, text, content_type or "text/plain", seconds
+            )
 
     async def delete_by_ids(self, queue: Queue, ids: str) -> None:
         keys = [(p, k) for p, k in parse_id_list(ids) if 1 <= p <= queue.partitions]

@@ -41,9 +41,9 @@ def integer(
         number = None
     elif isinstance(value, int):
         number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _INTEGER.fullmatch(value.strip())
+    ):
         number = int(value)
     if number is None:
         errors[key] = f'"{_shown(value)}" is not a number'

@@ -38,7 +38,10 @@ def open_storage(
             raise StorageURLError(
                 f"the Cassandra backend needs its driver: pip install 'queuey[cassandra]' ({exc})"
             ) from exc
-        return CassandraStorage.from_url(url, settle=settle or {}, create_schema=create_schema)
+        store: Storage = CassandraStorage.from_url(
+            url, settle=settle or {}, create_schema=create_schema
+        )
+        return store
     raise StorageURLError(f"unknown storage scheme {scheme!r}: use sqlite:// or cassandra://")
 
 

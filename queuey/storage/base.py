@@ -120,7 +120,9 @@ class Storage(Protocol):
         than this delay keeps a ``since`` reader from skipping a late one.
         """
 
-    async def create_queue(self, app: str, name: str, settings: QueueSettings) -> tuple[Queue, bool]:
+    async def create_queue(
+        self, app: str, name: str, settings: QueueSettings
+    ) -> tuple[Queue, bool]:
         """Create a queue; if it exists, change nothing.
 
         Returns the stored queue and whether this call created it.
@@ -168,7 +170,9 @@ class Storage(Protocol):
         that order. Messages younger than the queue's settle delay are hidden.
         """
 
-    async def get_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> list[Message]:
+    async def get_messages(
+        self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]
+    ) -> list[Message]:
         """The unexpired messages among ``(partition, key)`` pairs, in the order asked."""
 
     async def put_messages(

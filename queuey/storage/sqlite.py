@@ -65,7 +65,7 @@ class _Job:
 class _Txn:
     """State of one writer transaction: the shared key clock, read once, written once."""
 
-    __slots__ = ("_conn", "_clock", "_floor", "_last", "now_ms")
+    __slots__ = ("_clock", "_conn", "_floor", "_last", "now_ms")
 
     def __init__(self, conn: sqlite3.Connection, clock: IdClock) -> None:
         self._conn = conn
@@ -141,6 +141,9 @@ class SQLiteStorage:
         self._purger: asyncio.Task[None] | None = None
         self._purge_wake = asyncio.Event()
         self._closed = True
+        #: Transactions committed, and how many of them were fsynced (for tests and stats).
+        self.commits = 0
+        self.synced_commits = 0
 
     # -- lifecycle -------------------------------------------------------
 
@@ -256,7 +259,10 @@ class SQLiteStorage:
                         synchronous = wanted
                     except sqlite3.Error:
                         log.exception("cannot set synchronous=%s", wanted)
-                self._resolve(self._run_batch(conn, batch))
+                results = self._run_batch(conn, batch)
+                self.commits += 1
+                self.synced_commits += synchronous == "FULL"
+                self._resolve(results)
                 if stop:
                     return
         finally:
@@ -315,7 +321,9 @@ class SQLiteStorage:
 
     # -- queues ------------------------------------------------------------
 
-    async def create_queue(self, app: str, name: str, settings: QueueSettings) -> tuple[Queue, bool]:
+    async def create_queue(
+        self, app: str, name: str, settings: QueueSettings
+    ) -> tuple[Queue, bool]:
         def create(conn: sqlite3.Connection, txn: _Txn) -> tuple[Queue, bool]:
             cur = conn.execute(
                 "INSERT INTO queues (app, name, partitions, type, consistency, principles, created)"
@@ -362,7 +370,9 @@ class SQLiteStorage:
                     qid,
                 ),
             )
-            row = conn.execute(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE id = ?", (qid,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE id = ?", (qid,)
+            ).fetchone()
             if row is None:
                 raise QueueNotFound()
             return _queue_from_row(row)
@@ -436,9 +446,9 @@ class SQLiteStorage:
     ) -> list[Message]:
         qid = int(queue.handle)
         order = "DESC" if descending else "ASC"
-        if since is None:
-            where, args = "", ()
-        else:
+        args: tuple[int | bytes, ...] = ()
+        where = ""
+        if since is not None:
             # Spelled out rather than as a row value so the primary key drives the seek.
             where = " AND ts >= ? AND (ts > ? OR tail >= ?)"
             args = (since.ts, since.ts, since.tail)
@@ -449,11 +459,15 @@ class SQLiteStorage:
 
         def scan(conn: sqlite3.Connection) -> list[Message]:
             rows = conn.execute(sql, (qid, partition, *args, _ms(time.time()), limit)).fetchall()
-            return [Message(MessageKey(ts, tail), partition, body, ct) for ts, tail, body, ct in rows]
+            return [
+                Message(MessageKey(ts, tail), partition, body, ct) for ts, tail, body, ct in rows
+            ]
 
         return await self._read(scan)
 
-    async def get_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> list[Message]:
+    async def get_messages(
+        self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]
+    ) -> list[Message]:
         qid = int(queue.handle)
 
         def fetch(conn: sqlite3.Connection) -> list[Message]:
@@ -485,8 +499,8 @@ class SQLiteStorage:
             _queue_exists(conn, qid)
             expires = txn.now_ms + ttl * 1000
             conn.executemany(
-                "INSERT OR REPLACE INTO messages"
-                " (qid, partition, ts, tail, expires, content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO messages (qid, partition, ts, tail, expires,"
+                " content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(qid, p, k.ts, k.tail, expires, content_type, body) for p, k in keys],
             )
 
@@ -534,7 +548,8 @@ class SQLiteStorage:
             if row is None:
                 return -1
             rows = conn.execute(
-                "SELECT qid, partition, ts, tail FROM messages WHERE qid = ? LIMIT ?", (row[0], batch)
+                "SELECT qid, partition, ts, tail FROM messages WHERE qid = ? LIMIT ?",
+                (row[0], batch),
             ).fetchall()
             if not rows:
                 conn.execute("DELETE FROM dead_queues WHERE qid = ?", (row[0],))

@@ -1,0 +1,153 @@
+"""`queuey serve` and `queuey init` as real processes, over real sockets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import APP1, ROOT, Server, write_config
+
+
+def queuey(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "queuey.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_init_writes_a_fresh_key_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "conf" / "queuey.toml"
+    first = queuey("init", str(target))
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.split()[-1]
+    assert len(key) == 32 and int(key, 16) >= 0
+    assert f'queuey = ["{key}"]' in target.read_text()
+    assert f"sqlite:///{tmp_path / 'conf' / 'queuey.db'}" in target.read_text()
+    again = queuey("init", str(target))
+    assert again.returncode != 0
+    assert f'queuey = ["{key}"]' in target.read_text()
+    other = queuey("init", str(tmp_path / "other.toml"))
+    assert other.stdout.split()[-1] != key
+
+
+def test_serve_without_configuration_suggests_init(tmp_path: Path) -> None:
+    result = queuey("serve", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "queuey.toml" in result.stderr and "queuey init" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ('[server]\nport = "high"\n', "server.port: must be int"),
+        ("[server]\nspeed = 3\n", "server.speed: unknown setting"),
+        ('[application_keys]\na = ["k"]\nb = ["k"]\n', "application_keys.b:"),
+        ("[application_keys]\na = []\n", "application_keys.a:"),
+        ('[storage]\nurl = "mysql://x"\n[application_keys]\na = ["k"]\n', "storage.url:"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_stops_with_one_line(tmp_path: Path, config: str, problem: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(config)
+    result = queuey("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"{path}: ")
+    assert problem in result.stderr
+
+
+def test_environment_overrides_the_file(
+    tmp_path: Path, serve: type[Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'from-file.db'}", 1)
+    db = tmp_path / "from-env.db"
+    monkeypatch.setenv("QUEUEY_STORAGE_URL", f"sqlite:///{db}")
+    serve(config).start()
+    assert db.exists()
+    assert not (tmp_path / "from-file.db").exists()
+
+
+def test_round_trip_over_a_socket(tmp_path: Path, serve: type[Server]) -> None:
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
+    server = serve(config).start()
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        assert http.post("/v1/app1", data={"queue_name": "socket"}).status_code == 201
+        posted = http.post("/v1/app1/socket", content="über", headers={"X-TTL": "60"})
+        assert posted.status_code == 201
+        key = posted.json()["messages"][0]["key"]
+        read = http.get("/v1/app1/socket").json()["messages"]
+        assert [(m["message_id"], m["body"]) for m in read] == [(key, "über")]
+        assert http.head("/__heartbeat__").content == b""
+        assert http.get("/__version__").json()["name"] == "queuey"
+
+
+def test_two_servers_on_one_file_a_since_reader_sees_each_message_once(
+    tmp_path: Path, serve: type[Server]
+) -> None:
+    """Writers on two processes; a reader paging with ``since`` never skips or repeats."""
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'shared.db'}", 1)
+    servers = [serve(config).start(), serve(config).start()]
+    with httpx.Client(base_url=servers[0].url, headers=APP1) as http:
+        assert http.post("/v1/app1", json={"queue_name": "shared"}).status_code == 201
+
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    writers_done = threading.Event()
+    errors: list[str] = []
+
+    def write(url: str, count: int) -> None:
+        with httpx.Client(base_url=url, headers=APP1, timeout=30) as http:
+            for i in range(count):
+                r = http.post("/v1/app1/shared", content=f"{url} {i}")
+                if r.status_code != 201:
+                    errors.append(r.text)
+                    continue
+                with lock:
+                    acknowledged.append(r.json()["messages"][0]["key"])
+
+    seen: list[str] = []
+
+    def read() -> None:
+        since = ""
+        with httpx.Client(base_url=servers[1].url, headers=APP1, timeout=30) as http:
+            while True:
+                finished = writers_done.is_set()
+                page = http.get("/v1/app1/shared", params={"since": since, "limit": 50})
+                ids = [m["message_id"] for m in page.json()["messages"]]
+                if since and ids and ids[0] == since:
+                    ids = ids[1:]  # since is inclusive
+                seen.extend(ids)
+                if ids:
+                    since = ids[-1]
+                elif finished:
+                    return
+                else:
+                    time.sleep(0.005)
+
+    writers = [threading.Thread(target=write, args=(s.url, 150)) for s in servers for _ in range(2)]
+    reader = threading.Thread(target=read)
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    writers_done.set()
+    reader.join(60)
+    assert not errors
+    assert len(acknowledged) == 600
+    assert sorted(seen) == sorted(acknowledged)  # each exactly once
+    assert len(seen) == len(set(seen))
+    timestamps = [(int(i[13:16] + i[8:12] + i[:8], 16)) for i in seen]
+    assert timestamps == sorted(timestamps)
