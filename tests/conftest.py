@@ -30,8 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"app1": ("key1",), "app2": ("key2",), "app3": ("key3a", "key3b")}
 ALLOWED_ORIGIN = "http://allowed.example"
 
-#: Backends every storage and API test runs against.
-BACKENDS = ["sqlite"]
+#: Backends every storage and API test runs against; a developer may narrow them
+#: with QUEUEY_TEST_BACKENDS=sqlite for a quick local run (CI never sets it).
+BACKENDS = os.environ.get("QUEUEY_TEST_BACKENDS", "sqlite").split(",")
+
+pytest_plugins = ["tests.cassandra_node"]
 
 
 def auth(*keys: str) -> dict[str, str]:
@@ -48,6 +51,11 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     """Run every ``async def`` test on anyio's asyncio backend."""
     if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):  # type: ignore[attr-defined]
         pytest.mark.anyio(obj)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster tests last: they replace the one-node Cassandra with three nodes."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,106 @@
+"""Pytest fixtures that run a real Apache Cassandra for the tests (scripts/cassandra.py).
+
+The node is started once per test session and stopped at its end (unless it
+was already running, e.g. by ``make cassandra``). Each test gets a keyspace
+of its own, dropped afterwards. Outside CI a machine without Java or Maven
+skips the Cassandra runs; in CI (``CI`` set) anything missing fails them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_runner() -> ModuleType:
+    """scripts/cassandra.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "cassandra_runner", ROOT / "scripts" / "cassandra.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def unavailable(reason: str) -> None:
+    """Fail in CI, skip elsewhere (dramatiq's rule for brokers)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"Cassandra is required in CI: {reason}")
+    pytest.skip(f"Cassandra not available: {reason}")
+
+
+class Nodes:
+    """The local Cassandra nodes of this session: who started them, how many."""
+
+    def __init__(self) -> None:
+        self.runner = load_runner()
+        self.count = 0
+        self.started_here = False
+
+    def ensure(self, count: int) -> list[str]:
+        runner = self.runner
+        if self.count == count and all(runner.is_up(n) for n in range(1, count + 1)):
+            return [runner.address(n) for n in range(1, count + 1)]
+        running = [n for n in range(1, 4) if runner.is_up(n)]
+        if running and self.count == 0 and len(running) == count:
+            self.count = count  # started before the session (make cassandra)
+            return [runner.address(n) for n in running]
+        if running:
+            runner.stop()
+        self.started_here = True
+        addresses: list[str] = runner.start(
+            nodes=count, fresh=True, install_deps=bool(os.environ.get("CI"))
+        )
+        self.count = count
+        return addresses
+
+    def close(self) -> None:
+        if self.started_here:
+            self.runner.stop()
+
+
+@pytest.fixture(scope="session")
+def cassandra_nodes() -> Iterator[Nodes]:
+    if not os.environ.get("CI") and not (shutil.which("java") and shutil.which("mvn")):
+        unavailable("java and mvn are needed to fetch and run it")
+    nodes = Nodes()
+    try:
+        yield nodes
+    finally:
+        nodes.close()
+
+
+@pytest.fixture(scope="session")
+def cassandra_single(cassandra_nodes: Nodes) -> str:
+    """The contact point of a one-node cluster."""
+    try:
+        return cassandra_nodes.ensure(1)[0]
+    except Exception as exc:  # any failure to start is reported the same way
+        unavailable(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@pytest.fixture
+def cassandra_keyspace(cassandra_single: str) -> Iterator[str]:
+    """A storage URL on a keyspace of its own, dropped after the test."""
+    from cassandra.cluster import Cluster
+
+    keyspace = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"cassandra://{cassandra_single}/{keyspace}?replication=1"
+    cluster = Cluster([cassandra_single], protocol_version=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
