@@ -1,9 +1,10 @@
 """Pytest fixtures that run a real Apache Cassandra for the tests (scripts/cassandra.py).
 
 The node is started once per test session and stopped at its end (unless it
-was already running, e.g. by ``make cassandra``). Each test gets a keyspace
-of its own, dropped afterwards. Outside CI a machine without Java or Maven
-skips the Cassandra runs; in CI (``CI`` set) anything missing fails them.
+was already running, e.g. by ``make cassandra``). Tests share one keyspace,
+each in a namespace of its own: an empty store without a schema change per
+test. Outside CI a machine without Java or Maven skips the Cassandra runs; in
+CI (``CI`` set) anything missing fails them.
 """
 
 from __future__ import annotations
@@ -92,15 +93,25 @@ def cassandra_single(cassandra_nodes: Nodes) -> str:
         raise
 
 
-@pytest.fixture
-def cassandra_keyspace(cassandra_single: str) -> Iterator[str]:
-    """A storage URL on a keyspace of its own, dropped after the test."""
+@pytest.fixture(scope="session")
+def cassandra_session_keyspace(cassandra_single: str) -> Iterator[str]:
+    """One keyspace for the session, dropped at its end."""
     from cassandra.cluster import Cluster
 
     keyspace = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"cassandra://{cassandra_single}/{keyspace}?replication=1"
+    yield keyspace
     cluster = Cluster([cassandra_single], protocol_version=5)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture
+def cassandra_keyspace(cassandra_single: str, cassandra_session_keyspace: str) -> str:
+    """A storage URL whose namespace no other test uses: an empty store, without DDL per test."""
+    namespace = uuid.uuid4().hex
+    return (
+        f"cassandra://{cassandra_single}/{cassandra_session_keyspace}"
+        f"?replication=1&namespace={namespace}"
+    )

@@ -121,6 +121,7 @@ class CassandraStorage:
         settle: dict[str, float] | None = None,
         create_schema: bool = True,
         request_timeout: float = 10.0,
+        namespace: str = "",
     ) -> None:
         if not keyspace.isidentifier():
             raise ValueError(f"keyspace {keyspace!r} must be letters, digits and _")
@@ -131,6 +132,7 @@ class CassandraStorage:
         self.datacenters = datacenters or {}
         self.settle = {"weak": 1.0, "strong": 5.0, "very_strong": 600.0, **(settle or {})}
         self.create_schema = create_schema
+        self.namespace = namespace
         self.request_timeout = request_timeout
         self._clock = IdClock()
         self._tail = new_tail()
@@ -156,7 +158,11 @@ class CassandraStorage:
     def from_url(
         cls, url: str, *, settle: dict[str, float] | None = None, create_schema: bool = True
     ) -> CassandraStorage:
-        """``cassandra://HOST[,HOST...][:PORT]/KEYSPACE?replication=N[&dc=NAME[:N],...]``."""
+        """``cassandra://HOST[,HOST...][:PORT]/KEYSPACE?replication=N[&dc=NAME[:N],...]``.
+
+        ``namespace=NAME`` keeps this deployment's queues apart from those of
+        others sharing the keyspace (each sees only its own applications).
+        """
         parts = urlsplit(url)
         netloc = parts.netloc
         port = 9042
@@ -187,6 +193,7 @@ class CassandraStorage:
             datacenters=datacenters,
             settle=settle,
             create_schema=create_schema,
+            namespace=query.get("namespace", [""])[-1],
         )
 
     # -- lifecycle -------------------------------------------------------
@@ -282,6 +289,10 @@ class CassandraStorage:
 
     # -- queues ------------------------------------------------------------
 
+    def _app(self, app: str) -> str:
+        """The application as stored: prefixed by the namespace, if any."""
+        return f"{self.namespace}/{app}" if self.namespace else app
+
     @staticmethod
     def _queue(app: str, row: Any) -> Queue:
         return Queue(
@@ -301,9 +312,10 @@ class CassandraStorage:
         self, app: str, name: str, settings: QueueSettings
     ) -> tuple[Queue, bool]:
         bucket = _bucket(name)
-        await self._run("add_bucket", (app, bucket), self._meta_level)
+        stored = self._app(app)
+        await self._run("add_bucket", (stored, bucket), self._meta_level)
         args = (
-            app,
+            stored,
             bucket,
             name,
             uuid.uuid4(),
@@ -321,7 +333,7 @@ class CassandraStorage:
         return queue, applied
 
     async def get_queue(self, app: str, name: str) -> Queue | None:
-        rows = await self._meta("get_queue", (app, _bucket(name), name))
+        rows = await self._meta("get_queue", (self._app(app), _bucket(name), name))
         return self._queue(app, rows[0]) if rows else None
 
     async def update_queue(self, queue: Queue, settings: QueueSettings) -> Queue:
@@ -333,7 +345,7 @@ class CassandraStorage:
             settings.type,
             settings.consistency,
             list(settings.principles),
-            queue.app,
+            self._app(queue.app),
             _bucket(queue.name),
             queue.name,
             uuid.UUID(queue.handle),
@@ -349,16 +361,19 @@ class CassandraStorage:
     async def delete_queue(self, queue: Queue) -> None:
         # The row goes now; the messages of this incarnation (qid) expire by TTL.
         await self._run(
-            "delete_queue", (queue.app, _bucket(queue.name), queue.name), self._meta_level
+            "delete_queue",
+            (self._app(queue.app), _bucket(queue.name), queue.name),
+            self._meta_level,
         )
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
         start = start or ""
-        buckets = [r.bucket for r in await self._meta("buckets", (app, _bucket(start)))]
+        stored = self._app(app)
+        buckets = [r.bucket for r in await self._meta("buckets", (stored, _bucket(start)))]
         found: list[Queue] = []
         for bucket in buckets:
             lower = start if bucket == _bucket(start) else ""
-            rows = await self._meta("list_queues", (app, bucket, lower, limit - len(found)))
+            rows = await self._meta("list_queues", (stored, bucket, lower, limit - len(found)))
             found.extend(self._queue(app, row) for row in rows)
             if len(found) >= limit:
                 break
