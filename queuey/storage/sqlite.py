@@ -48,6 +48,8 @@ T = TypeVar("T")
 
 #: Most jobs one transaction takes: bounds the latency of the first waiter.
 MAX_BATCH = 1024
+#: Reads of at most this many rows run on the event loop's thread (see ``_read``).
+SMALL_READ = 100
 
 
 def _ms(seconds: float) -> int:
@@ -137,6 +139,7 @@ class SQLiteStorage:
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
+        self._inline: sqlite3.Connection | None = None
         self._conns_lock = threading.Lock()
         self._purger: asyncio.Task[None] | None = None
         self._purge_wake = asyncio.Event()
@@ -192,6 +195,7 @@ class SQLiteStorage:
             for conn in self._read_conns:
                 conn.close()
             self._read_conns.clear()
+            self._inline = None
 
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute("SELECT last_ts FROM clock").fetchone())
@@ -220,9 +224,26 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"SQLite read failed: {exc}") from exc
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], small: bool = False) -> T:
+        """Run a read on a pool thread, or on the event loop's own connection if ``small``.
+
+        A small read (a primary-key lookup, a short range of one partition) takes
+        tens of microseconds from the page cache, less than the hand-off to a thread
+        and back; WAL readers never wait for the writer, so it cannot stall the loop
+        on a lock. Larger reads go to the pool.
+        """
         if self._closed or self._pool is None:
             raise StorageUnavailable("the store is closed")
+        if small:
+            if self._inline is None:
+                self._inline = self._connect()
+                self._inline.execute("PRAGMA query_only = 1")
+                with self._conns_lock:
+                    self._read_conns.append(self._inline)
+            try:
+                return fn(self._inline)
+            except sqlite3.Error as exc:
+                raise StorageUnavailable(f"SQLite read failed: {exc}") from exc
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run_read, fn)
 
@@ -352,7 +373,7 @@ class SQLiteStorage:
             ).fetchone()
             return None if row is None else _queue_from_row(row)
 
-        return await self._read(get)
+        return await self._read(get, small=True)
 
     async def update_queue(self, queue: Queue, settings: QueueSettings) -> Queue:
         qid = int(queue.handle)
@@ -399,7 +420,7 @@ class SQLiteStorage:
             ).fetchall()
             return [_queue_from_row(row) for row in rows]
 
-        return await self._read(page)
+        return await self._read(page, small=limit <= SMALL_READ)
 
     async def count_messages(self, queue: Queue) -> int:
         qid = int(queue.handle)
@@ -463,7 +484,7 @@ class SQLiteStorage:
                 Message(MessageKey(ts, tail), partition, body, ct) for ts, tail, body, ct in rows
             ]
 
-        return await self._read(scan)
+        return await self._read(scan, small=limit <= SMALL_READ)
 
     async def get_messages(
         self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]
@@ -483,7 +504,7 @@ class SQLiteStorage:
                     found.append(Message(key, partition, row[2], row[3]))
             return found
 
-        return await self._read(fetch)
+        return await self._read(fetch, small=len(keys) <= SMALL_READ)
 
     async def put_messages(
         self,
