@@ -27,6 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	# Apart: checked with the rest, scripts/cassandra.py would shadow the driver's package.
+	$(BIN)/mypy scripts/cassandra.py
 
 ## test: ruff, mypy and the whole pytest suite (starts and stops Cassandra itself)
 test: lint

@@ -78,7 +78,8 @@ def _is_json(request: Request) -> bool:
 def _json(body: bytes) -> Any:
     try:
         return _decode(body)
-    except msgspec.DecodeError as exc:
+    # msgspec raises UnicodeDecodeError, not DecodeError, for bad UTF-8 inside a string.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
 
 

@@ -296,8 +296,8 @@ class QueueService:
     async def put_by_ids(
         self, queue: Queue, ids: str, body: bytes, content_type: str | None, ttl: str | None
     ) -> None:
+        self._check_size(body, "The message")  # 413 comes before any 400, bad ids included
         keys = parse_id_list(ids)
-        self._check_size(body, "The message")
         errors: v.Errors = {}
         text = self._text(body, errors)
         seconds = v.integer(ttl, "ttl", errors, DEFAULT_TTL, 1, MAX_TTL)
