@@ -106,12 +106,9 @@ def parser() -> argparse.ArgumentParser:
     start = verbs.add_parser("init", help="write a starter configuration with a fresh key")
     start.add_argument("path", nargs="?", default="queuey.toml")
 
-    try:  # TEMPORARY until queuey/bench.py lands
-        from queuey.bench import add_arguments
+    from queuey.bench import add_arguments
 
-        add_arguments(verbs.add_parser("bench", help="load-test a Queuey server"))
-    except ImportError:
-        pass
+    add_arguments(verbs.add_parser("bench", help="load-test a Queuey server"))
     return top
 
 
@@ -123,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     from queuey.bench import run
 
-    return run(args)
+    status: int = run(args)
+    return status
 
 
 if __name__ == "__main__":
