@@ -32,7 +32,7 @@ ALLOWED_ORIGIN = "http://allowed.example"
 
 #: Backends every storage and API test runs against; a developer may narrow them
 #: with QUEUEY_TEST_BACKENDS=sqlite for a quick local run (CI never sets it).
-BACKENDS = os.environ.get("QUEUEY_TEST_BACKENDS", "sqlite").split(",")
+BACKENDS = os.environ.get("QUEUEY_TEST_BACKENDS", "sqlite,cassandra").split(",")
 
 pytest_plugins = ["tests.cassandra_node"]
 
