@@ -36,7 +36,7 @@ test: lint
 
 ## bench: measure, and write BENCHMARKS.md
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 cassandra: $(STAMP)
 	$(BIN)/python scripts/cassandra.py start --nodes 1
