@@ -1,8 +1,14 @@
-"""/openapi.json: a valid OpenAPI 3.1 document that the running server conforms to."""
+"""GET /openapi.json: a valid OpenAPI 3.1 document that matches the routes and the answers.
+
+The conformance test drives the running app through every documented path and
+method and checks each answer against the schema documented for its path,
+method and status; an answer with an undocumented status fails.
+"""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,114 +21,135 @@ from starlette.routing import Route
 from queuey.api.app import create_app
 from queuey.api.ops import openapi_document
 from queuey.config import Settings
-from tests.conftest import APP1, APP2, make_queue
+from tests.conftest import APP1, APP2, KEYS, make_queue
 
-DOC_URI = "urn:queuey:openapi"
+DOCUMENT = openapi_document()
+URI = "urn:queuey:openapi"
+REGISTRY = Registry().with_resource(
+    URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT202012)
+)
+METHODS = ("get", "head", "post", "put", "delete", "patch", "options", "trace")
+ERRORS = {400, 401, 403, 404, 405, 413}
 
 
-def test_document_is_valid_openapi_3_1() -> None:
-    validate(openapi_document())
-    assert openapi_document()["openapi"].startswith("3.1")
+def documented() -> set[tuple[str, str]]:
+    return {(p, m) for p, item in DOCUMENT["paths"].items() for m in item if m in METHODS}
 
 
-def test_every_route_is_documented_and_every_documented_route_exists(settings: Settings) -> None:
-    app = create_app(settings)
+def test_the_document_is_valid_openapi_3_1() -> None:
+    validate(DOCUMENT)
+    assert DOCUMENT["openapi"].startswith("3.1.")
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: Path) -> None:
+    app = create_app(Settings(storage_url=f"sqlite:///{tmp_path}/q.db", application_keys=KEYS))
     served = {
         (route.path, method.lower())
         for route in app.routes
         if isinstance(route, Route)
         for method in route.methods or ()
     }
-    paths = openapi_document()["paths"]
-    documented = {
-        (path, method)
-        for path, item in paths.items()
-        for method in item
-        if method in ("get", "head", "post", "put", "delete")
-    }
-    assert served == documented
+    assert served == documented()
 
 
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _response_schema(path: str, method: str, status: int) -> str | None:
-    """A JSON pointer to the documented schema of one answer; None if the status is undocumented."""
-    document = openapi_document()
-    answer = document["paths"][path][method]["responses"].get(str(status))
-    if answer is None:
-        return None
-    where = f"/paths/{_escape(path)}/{method}/responses/{status}"
-    if "$ref" in answer:
-        where = answer["$ref"].removeprefix("#")
-    return f"{where}/content/application~1json/schema"
-
-
-def _template(path: str) -> str:
-    """The documented path template a concrete path matches."""
-    template: str
-    for template in openapi_document()["paths"]:
-        pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
-        if re.fullmatch(pattern, path):
+def template_of(path: str) -> str:
+    templates: list[str] = list(DOCUMENT["paths"])
+    for template in templates:
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
             return template
     raise AssertionError(f"{path} matches no documented path")
 
 
-def check(response: httpx.Response) -> None:
-    """Fail unless the response's status is documented and its body fits the schema."""
-    method = response.request.method.lower()
-    template = _template(response.request.url.path)
-    pointer = _response_schema(template, method, response.status_code)
-    assert pointer is not None, f"{method} {template} answered undocumented {response.status_code}"
-    registry = Registry().with_resource(
-        DOC_URI, Resource.from_contents(openapi_document(), default_specification=DRAFT202012)
+def check(response: httpx.Response) -> tuple[str, str, int]:
+    """Fail unless the answer's status is documented and its body fits; return what was hit."""
+    method, status = response.request.method.lower(), response.status_code
+    template = template_of(response.request.url.path)
+    item = DOCUMENT["paths"][template]
+    # A method the path does not list is answered 405, as documented on the path's GET.
+    where = method if method in item else "get"
+    assert method in item or status == 405, f"{method} {template}: {status}"
+    answer = item[where]["responses"].get(str(status))
+    assert answer is not None, f"{method} {template}: undocumented status {status}"
+    if method == "head":
+        assert response.content == b"", "HEAD answers have no body"
+        return template, method, status
+    escaped = template.replace("~", "~0").replace("/", "~1")
+    pointer = (
+        answer["$ref"][1:] if "$ref" in answer else f"/paths/{escaped}/{where}/responses/{status}"
     )
-    validator = Draft202012Validator({"$ref": f"{DOC_URI}#{pointer}"}, registry=registry)
-    errors = [e.message for e in validator.iter_errors(response.json())]
-    assert not errors, (method, template, response.status_code, errors)
+    validator = Draft202012Validator(
+        {"$ref": f"{URI}#{pointer}/content/application~1json/schema"}, registry=REGISTRY
+    )
+    assert response.headers["content-type"] == "application/json"
+    problems = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(response.json())]
+    assert not problems, (method, template, status, response.json(), problems)
+    return template, method, status
 
 
-Call = tuple[str, str, dict[str, Any]]
+Call = tuple[int, str, str, dict[str, Any]]
 
 
-def calls(queue: str, key: str) -> list[Call]:
-    """Requests covering every path, method and error status the document lists."""
-    q = f"/v1/app1/{queue}"
-    batch = {"messages": [{"body": "b1", "ttl": 60}, {"body": "b2", "content_type": "x/y"}]}
+def calls(q: str, key: str) -> list[Call]:
+    """(expected status, method, path, request options); APP1 credentials unless given."""
+    batch = {"messages": [{"body": "b1", "ttl": 60, "partition": 2}, {"body": "b2"}]}
+    big = {"content": b"x" * 2000}  # over max_message_bytes=1024, under max_request_bytes
     return [
-        ("GET", "/v1/app1", {"params": {"details": "1", "include_count": "yes"}}),
-        ("GET", "/v1/app1", {"params": {"limit": "0"}}),
-        ("GET", "/v1/app1", {"headers": {"Authorization": "Application nope"}}),
-        ("GET", "/v1/app1", {"headers": APP2}),
-        ("GET", "/v1/nope", {}),
-        ("POST", "/v1/app1", {"json": {"queue_name": "made", "partitions": 2}}),
-        ("POST", "/v1/app1", {"data": {"queue_name": "made"}}),
-        ("POST", "/v1/app1", {"json": {"partitions": 999}}),
-        ("POST", "/v1/app1", {"content": b"x" * 70_000}),
-        ("POST", q, {"content": b"one", "headers": {**APP1, "X-TTL": "60"}}),
-        ("POST", q, {"json": batch}),
-        ("POST", q, {"json": {"messages": []}}),
-        ("POST", q, {"content": b"x" * 2000}),
-        ("POST", "/v1/app1/nope", {"content": b"x"}),
-        ("GET", q, {"params": {"limit": "5", "order": "descending"}}),
-        ("GET", q, {"params": {"since": "yesterday"}}),
-        ("GET", q, {"headers": {}}),
-        ("GET", f"{q}/1:{key},2:{key}", {}),
-        ("GET", f"{q}/zzz", {}),
-        ("PUT", f"{q}/1:{key}", {"content": b"new"}),
-        ("PUT", f"{q}/9:{key}", {"content": b"new"}),
-        ("PUT", f"{q}/{key}", {"content": b"x" * 2000}),
-        ("DELETE", f"{q}/{key}", {}),
-        ("PUT", q, {"json": {"partitions": 3}}),
-        ("PUT", q, {"json": {"partitions": 1}}),
-        ("PATCH", q, {}),
-        ("GET", "/__heartbeat__", {}),
-        ("GET", "/__lbheartbeat__", {}),
-        ("GET", "/__version__", {}),
-        ("GET", "/openapi.json", {}),
-        ("DELETE", q, {}),
-        ("DELETE", q, {}),
+        (200, "GET", "/v1/app1", {"params": {"details": "1", "include_count": "yes"}}),
+        (200, "HEAD", "/v1/app1", {}),
+        (400, "GET", "/v1/app1", {"params": {"limit": "0", "details": "maybe"}}),
+        (401, "GET", "/v1/app1", {"headers": {"Authorization": "Application nope"}}),
+        (403, "GET", "/v1/app1", {"headers": APP2}),
+        (404, "GET", "/v1/nope", {}),
+        (405, "PUT", "/v1/app1", {}),
+        (201, "POST", "/v1/app1", {"json": {"queue_name": "made", "principles": ["app:app2"]}}),
+        (200, "POST", "/v1/app1", {"data": {"queue_name": "made", "partitions": "2"}}),
+        (400, "POST", "/v1/app1", {"json": {"partitions": 999, "type": "x"}}),
+        (403, "POST", "/v1/app1", {"headers": {}}),
+        (413, "POST", "/v1/app1", {"content": b"x" * 70_000}),
+        (
+            201,
+            "POST",
+            q,
+            {"content": b"one", "headers": {**APP1, "X-TTL": "60", "X-Partition": "2"}},
+        ),
+        (201, "POST", q, {"json": batch}),
+        (400, "POST", q, {"json": {"messages": []}}),
+        (
+            400,
+            "POST",
+            q,
+            {"content": b"{", "headers": {**APP1, "Content-Type": "application/json"}},
+        ),
+        (413, "POST", q, big),
+        (404, "POST", "/v1/app1/nope", {"content": b"x"}),
+        (200, "GET", q, {"params": {"limit": "5", "order": "descending", "partitions": "1,2"}}),
+        (200, "HEAD", q, {}),
+        (400, "GET", q, {"params": {"since": "yesterday"}}),
+        (401, "GET", q, {"headers": {"Authorization": "Application nope"}}),
+        (403, "GET", q, {"headers": {}}),
+        (200, "GET", f"{q}/1:{key},2:{key}", {}),
+        (200, "HEAD", f"{q}/{key}", {}),
+        (400, "GET", f"{q}/zzz", {}),
+        (200, "PUT", f"{q}/1:{key}", {"content": b"new", "headers": {**APP1, "X-TTL": "60"}}),
+        (400, "PUT", f"{q}/9:{key}", {"content": b"new"}),
+        (413, "PUT", f"{q}/{key}", big),
+        (200, "DELETE", f"{q}/{key}", {}),
+        (400, "DELETE", f"{q}/zzz", {}),
+        (200, "PUT", q, {"json": {"partitions": 3, "principles": "app:app1, app:app2"}}),
+        (200, "PUT", q, {"data": {"consistency": "weak", "principles": ""}}),
+        (400, "PUT", q, {"json": {"partitions": 1}}),
+        (405, "PATCH", q, {}),
+        (200, "GET", "/__heartbeat__", {}),
+        (200, "HEAD", "/__heartbeat__", {}),
+        (200, "GET", "/__lbheartbeat__", {}),
+        (200, "HEAD", "/__lbheartbeat__", {}),
+        (200, "GET", "/__version__", {}),
+        (200, "HEAD", "/__version__", {}),
+        (405, "POST", "/__version__", {}),
+        (200, "GET", "/openapi.json", {}),
+        (200, "HEAD", "/openapi.json", {}),
+        (200, "DELETE", q, {}),
+        (404, "DELETE", q, {}),
     ]
 
 
@@ -130,27 +157,26 @@ async def test_the_running_server_conforms(client: httpx.AsyncClient) -> None:
     queue = await make_queue(client, partitions=2)
     posted = await client.post(f"/v1/app1/{queue}", content=b"first", headers=APP1)
     key = posted.json()["messages"][0]["key"]
-    statuses = set()
-    for method, path, options in calls(queue, key):
-        options.setdefault("headers", APP1)
-        response = await client.request(method, path, **options)
-        statuses.add(response.status_code)
-        if method == "PATCH":
-            assert response.status_code == 405
-            assert response.json()["error_msg"] == {
-                "MethodNotAllowed": "This method is not allowed on this resource."
-            }
-            continue
-        check(response)
-    assert statuses >= {200, 201, 400, 401, 403, 404, 405, 413}
+    hit = set()
+    for expected, method, path, options in calls(f"/v1/app1/{queue}", key):
+        response = await client.request(method, path, **{"headers": APP1, **options})
+        assert response.status_code == expected, (method, path, response.text)
+        hit.add(check(response))
+    assert {(t, m) for t, m, _ in hit} >= documented()
+    assert {s for _, _, s in hit} >= ERRORS
+    assert (await client.get("/openapi.json")).json() == DOCUMENT
 
 
-async def test_a_failing_store_answers_the_documented_503(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
-    queue = await make_queue(client)
-    await client._transport.app.state.service.storage.close()  # type: ignore[attr-defined]
-    for method, path in [("GET", "/__heartbeat__"), ("GET", f"/v1/app1/{queue}")]:
-        response = await client.request(method, path, headers=APP1)
-        assert response.status_code == 503
-        check(response)
+async def test_a_failing_store_answers_the_documented_503(settings: Settings) -> None:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as client,
+    ):
+        queue = await make_queue(client)
+        await app.state.service.storage.close()
+        for path in ("/__heartbeat__", "/v1/app1", f"/v1/app1/{queue}"):
+            response = await client.get(path, headers=APP1)
+            assert response.status_code == 503, response.text
+            check(response)
