@@ -46,7 +46,8 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
             await store.close()
 
     app = Starlette(
-        routes=[*ops.routes, *routes.routes],
+        # /v1 first: it is what almost every request asks for.
+        routes=[*routes.routes, *ops.routes],
         middleware=[
             Middleware(HeadMiddleware),
             Middleware(CORSMiddleware, origins=settings.cors_origins),

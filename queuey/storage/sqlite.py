@@ -302,32 +302,39 @@ class SQLiteStorage:
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Job]
     ) -> list[tuple[_Job, Any, BaseException | None]]:
-        """Run every job in one transaction; one job's failure undoes only that job."""
+        """Run every job in one transaction and commit once.
+
+        Jobs check before they write (``QueueNotFound`` leaves nothing behind),
+        so such a refusal needs no savepoint. Any other failure rolls the whole
+        transaction back; the jobs then run one per transaction, so only the
+        faulty one fails, unless the file is locked, which fails them all.
+        """
         results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             txn = _Txn(conn, self._clock)
             for job in batch:
-                conn.execute("SAVEPOINT job")
                 try:
                     value = job.fn(conn, txn)
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = StorageUnavailable(f"SQLite write failed: {exc}")
+                except QueueNotFound as exc:
                     results.append((job, None, exc))
                 else:
-                    conn.execute("RELEASE job")
                     results.append((job, value, None))
             txn.flush()
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.warning("SQLite transaction failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            error = StorageUnavailable(f"SQLite write failed: {exc}")
+            locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+            if len(batch) > 1 and not locked:
+                return [r for job in batch for r in self._run_batch(conn, [job])]
+            log.warning("SQLite transaction failed: %s", exc)
+            error = (
+                StorageUnavailable(f"SQLite write failed: {exc}")
+                if isinstance(exc, sqlite3.Error)
+                else exc
+            )
             return [(job, None, error) for job in batch]
         return results
 
