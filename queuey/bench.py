@@ -1,192 +1,494 @@
 """``queuey bench``: a load tester for any Queuey server.
 
-Posts N messages of S bytes with C concurrent keep-alive connections to one
-queue (``--batch B`` posts B messages per request), or with ``--read`` pages
-the queue back with ``since``. A progress bar runs on standard error; a
-summary follows: rate, latency percentiles and errors by HTTP status.
+Posting (the default) sends ``--messages`` messages of ``--size`` bytes to one
+queue over ``--concurrency`` keep-alive connections, ``--batch`` messages per
+request (one message is sent as the raw request body, more as a JSON batch).
+With ``--read`` each of ``--concurrency`` readers pages through the queue with
+``since``, ``--batch`` messages per page, every partition in turn, as a
+consumer would. A one-line progress bar runs on standard error while a
+terminal is attached; a summary follows on standard output: counts, rate,
+latency percentiles and errors by HTTP status (or by exception for requests
+that got no answer). The exit status is 0 when every request succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import sys
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
+import msgspec
+
+#: Defaults that depend on the mode: (posting, reading).
+DEFAULT_CONCURRENCY = (16, 1)
+DEFAULT_BATCH = (1, 100)
+DEFAULT_POST_MESSAGES = 1000
+#: The largest batch and page the server accepts (SPEC §3).
+MAX_BATCH = 1000
+TIMEOUT = 30.0
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+# -- arguments -------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than minimum value 1")
+    return value
+
+
+def _batch(text: str) -> int:
+    """An argparse type: a batch or page size the server accepts (1..1000)."""
+    value = _positive(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"{value} is greater than maximum value {MAX_BATCH}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``queuey bench`` on its subcommand parser."""
+    parser.description = (
+        "Post messages to a queue of any Queuey server, or read them back by paging with "
+        "`since`, and report rate, latency percentiles and errors."
+    )
+    parser.add_argument("url", help="the server's base URL, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--app", required=True, help="application name")
+    parser.add_argument("--key", required=True, help="an application key of --app")
+    parser.add_argument("--queue", required=True, help="queue name")
+    parser.add_argument(
+        "--create", action="store_true", help="create the queue first (kept if it exists)"
+    )
+    parser.add_argument(
+        "--consistency",
+        choices=("weak", "strong", "very_strong"),
+        help="consistency of a queue made by --create (default: the server's, strong)",
+    )
+    parser.add_argument(
+        "--messages",
+        type=_positive,
+        metavar="N",
+        help=f"messages to post (default {DEFAULT_POST_MESSAGES}); with --read, the most "
+        "each reader reads (default: all)",
+    )
+    parser.add_argument(
+        "--size", type=_positive, default=140, metavar="S", help="bytes per message (default 140)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        metavar="C",
+        help=f"connections posting at once (default {DEFAULT_CONCURRENCY[0]}); with --read, "
+        f"readers each paging the whole queue (default {DEFAULT_CONCURRENCY[1]})",
+    )
+    parser.add_argument(
+        "--read", action="store_true", help="read the queue back with `since` instead of posting"
+    )
+    parser.add_argument(
+        "--batch",
+        type=_batch,
+        metavar="B",
+        help=f"messages per POST (default {DEFAULT_BATCH[0]}; more than 1 sends JSON batches);"
+        f" with --read, messages per page (default {DEFAULT_BATCH[1]})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The resolved options of one run (mode-dependent defaults filled in)."""
+
+    url: str
+    app: str
+    key: str
+    queue: str
+    create: bool
+    consistency: str | None
+    read: bool
+    messages: int | None
+    size: int
+    concurrency: int
+    batch: int
+    quiet: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Options:
+        mode = 1 if args.read else 0
+        messages = args.messages
+        if messages is None and not args.read:
+            messages = DEFAULT_POST_MESSAGES
+        return cls(
+            url=args.url.rstrip("/"),
+            app=args.app,
+            key=args.key,
+            queue=args.queue,
+            create=args.create,
+            consistency=args.consistency,
+            read=args.read,
+            messages=messages,
+            size=args.size,
+            concurrency=args.concurrency or DEFAULT_CONCURRENCY[mode],
+            batch=args.batch or DEFAULT_BATCH[mode],
+            quiet=args.quiet,
+        )
+
+    @property
+    def path(self) -> str:
+        """The queue's path below the base URL."""
+        return f"/v1/{self.app}/{self.queue}"
+
+
+# -- measuring -------------------------------------------------------------------
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """The ``p``-th percentile of sorted values (nearest rank); 0.0 when there are none."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100), at least 1
+    return ordered[min(int(rank), len(ordered)) - 1]
 
 
 @dataclass
 class Results:
-    """What one run measured."""
+    """What one run measured; filled in while it runs, so an interrupted run still reports."""
 
     requests: int = 0
     messages: int = 0
+    duplicates: int = 0
     latencies: list[float] = field(default_factory=list)
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Seconds per answered request (failed transports excluded)."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Failed requests by HTTP status, or by exception name when there was no answer."""
+    started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
 
-    def percentile(self, p: float) -> float:
-        """The ``p``-th percentile latency in milliseconds (nearest rank)."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-        return ordered[index] * 1000
+    def stop(self) -> None:
+        """Fix the elapsed time."""
+        self.seconds = time.perf_counter() - self.started
 
-    def summary(self, verb: str) -> str:
+    def answered(self, began: float, status: int, ok: bool) -> None:
+        """Count one request that got an HTTP answer."""
+        self.latencies.append(time.perf_counter() - began)
+        self.requests += 1
+        if not ok:
+            self.errors[str(status)] += 1
+
+    def failed(self, exc: Exception) -> None:
+        """Count one request that got no answer."""
+        self.requests += 1
+        self.errors[type(exc).__name__] += 1
+
+    def summary(self, options: Options, interrupted: bool = False) -> str:
+        """The report printed at the end, one figure per line."""
         seconds = max(self.seconds, 1e-9)
+        ordered = sorted(self.latencies)
+        ms = [percentile(ordered, p) * 1000 for p in (50, 95, 99)]
+        top = ordered[-1] * 1000 if ordered else 0.0
+        if options.read:
+            readers = f"{options.concurrency} reader{'s' if options.concurrency > 1 else ''}"
+            head = (
+                f"GET {options.url}{options.path}: paging with since, {options.batch} per page,"
+                f" {readers}"
+            )
+            counted = f"read:     {self.messages} messages in {self.requests} requests"
+        else:
+            head = (
+                f"POST {options.url}{options.path}: {options.messages} messages of"
+                f" {options.size} bytes, {options.batch} per request,"
+                f" concurrency {options.concurrency}"
+            )
+            counted = f"posted:   {self.messages} messages in {self.requests} requests"
         lines = [
-            f"{verb} {self.messages} messages in {self.requests} requests, {self.seconds:.2f} s",
-            f"rate: {self.requests / seconds:,.0f} requests/s,"
-            f" {self.messages / seconds:,.0f} msg/s",
-            f"latency: p50 {self.percentile(50):.2f} ms, p95 {self.percentile(95):.2f} ms,"
-            f" p99 {self.percentile(99):.2f} ms",
+            head + (" (interrupted)" if interrupted else ""),
+            f"{counted}, {self.seconds:.2f} s",
+            f"rate:     {self.requests / seconds:,.1f} requests/s,"
+            f" {self.messages / seconds:,.1f} messages/s",
+            f"latency:  p50 {ms[0]:.2f} ms, p95 {ms[1]:.2f} ms, p99 {ms[2]:.2f} ms,"
+            f" max {top:.2f} ms",
         ]
+        if options.read:
+            lines.append(f"repeats:  {self.duplicates}")
         if self.errors:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
-            lines.append(f"errors: {sum(self.errors.values())} ({detail})")
+            lines.append(f"errors:   {sum(self.errors.values())} ({detail})")
         else:
-            lines.append("errors: 0")
+            lines.append("errors:   0")
         return "\n".join(lines)
 
 
 class Progress:
-    """A one-line progress bar on standard error, redrawn at most 10 times a second."""
+    """A one-line progress bar, redrawn in place with ``\\r`` at most 10 times a second."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = max(total, 1)
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self.stream = stream
         self.enabled = enabled
+        self.total: int | None = None
         self.done = 0
-        self.started = time.monotonic()
+        self.errors = 0
+        self._started = time.perf_counter()
         self._drawn = 0.0
+        self._last_width = 0
+        self._shown = False
 
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and (now - self._drawn > 0.1 or self.done >= self.total):
+    def start(self, total: int | None) -> None:
+        """Begin counting towards ``total`` messages (None: unknown, no bar)."""
+        self.total = total
+        self._started = time.perf_counter()
+        self.draw()
+
+    def advance(self, messages: int, errors: int = 0) -> None:
+        """Count messages done (and failed requests) and redraw if it is time."""
+        self.done += messages
+        self.errors += errors
+        now = time.perf_counter()
+        if now - self._drawn >= 0.1:
             self._drawn = now
+            self.draw(now)
+
+    def draw(self, now: float | None = None) -> None:
+        """Redraw the line now."""
+        if not self.enabled:
+            return
+        elapsed = max((now or time.perf_counter()) - self._started, 1e-9)
+        rate = f"{self.done / elapsed:,.0f} msg/s"
+        if self.total:
             share = min(self.done / self.total, 1.0)
-            bar = "#" * int(share * 30)
-            rate = self.done / max(now - self.started, 1e-9)
-            sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} {rate:,.0f} msg/s")
-            sys.stderr.flush()
+            bar = "#" * int(share * self.WIDTH)
+            line = (
+                f"[{bar:-<{self.WIDTH}}] {share:4.0%} {self.done}/{self.total} messages"
+                f"  {rate}  errors {self.errors}"
+            )
+        else:
+            line = f"{self.done} messages  {rate}  errors {self.errors}"
+        pad = " " * max(0, self._last_width - len(line))
+        self._last_width = len(line)
+        self._shown = True
+        self.stream.write(f"\r{line}{pad}")
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        """Draw the final state and end the line, if a line was begun."""
+        if self._shown:
+            self.draw()
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the server, e.g. http://127.0.0.1:5000")
-    parser.add_argument("--app", required=True, help="application name")
-    parser.add_argument("--key", required=True, help="the application's key")
-    parser.add_argument("--queue", required=True, help="queue name")
-    parser.add_argument("--create", action="store_true", help="create the queue first")
-    parser.add_argument("--consistency", default="strong", help="for --create")
-    parser.add_argument("--messages", type=int, default=10_000, help="messages to post or read")
-    parser.add_argument("--size", type=int, default=140, help="message size in bytes")
-    parser.add_argument("--concurrency", type=int, default=16, help="connections in flight")
-    parser.add_argument("--batch", type=int, default=1, help="messages per POST (JSON batch)")
-    parser.add_argument("--read", action="store_true", help="read the queue instead of posting")
-    parser.add_argument("--page", type=int, default=1000, help="messages per read request")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+# -- the load --------------------------------------------------------------------
 
 
-async def _post(client: httpx.AsyncClient, args: argparse.Namespace, progress: Progress) -> Results:
-    results = Results()
-    body = "x" * args.size
-    path = f"/v1/{args.app}/{args.queue}"
-    counts = [args.batch] * (args.messages // args.batch)
-    if args.messages % args.batch:
-        counts.append(args.messages % args.batch)
-    work: asyncio.Queue[int] = asyncio.Queue()
-    for count in counts:
-        work.put_nowait(count)
+def message_body(index: int, size: int) -> str:
+    """Message ``index`` of a run: its number, padded with ``x`` to ``size`` bytes."""
+    return f"{index}:".ljust(size, "x")[:size]
 
-    async def worker() -> None:
-        while not work.empty():
-            count = work.get_nowait()
+
+def _chunks(total: int, batch: int) -> Iterator[tuple[int, int]]:
+    """(first message index, count) of each request."""
+    for first in range(0, total, batch):
+        yield first, min(batch, total - first)
+
+
+def connect(options: Options) -> httpx.AsyncClient:
+    """A client with one keep-alive connection to the server, sending the application key.
+
+    Every worker has its own: one pool shared by many tasks costs httpx more
+    than the requests themselves once tens of them wait on it (encode/httpx#3215).
+    """
+    return httpx.AsyncClient(
+        base_url=options.url,
+        headers={"Authorization": f"Application {options.key}"},
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=TIMEOUT,
+    )
+
+
+async def post_all(options: Options, results: Results, progress: Progress) -> None:
+    """Post the messages, ``options.concurrency`` requests in flight."""
+    work = _chunks(options.messages or 0, options.batch)
+    plain = {"Content-Type": "text/plain"}
+    json = {"Content-Type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        # One iterator shared by every worker: each takes the next request when it is free.
+        for first, count in work:
+            if options.batch == 1:
+                content, headers = message_body(first, options.size).encode(), plain
+            else:
+                items = [
+                    {"body": message_body(i, options.size)} for i in range(first, first + count)
+                ]
+                content, headers = _encode({"messages": items}), json
             began = time.perf_counter()
             try:
-                if args.batch == 1:
-                    response = await client.post(
-                        path, content=body, headers={"Content-Type": "text/plain"}
-                    )
-                else:
-                    batch = {"messages": [{"body": body} for _ in range(count)]}
-                    response = await client.post(path, json=batch)
+                response = await client.post(options.path, content=content, headers=headers)
             except httpx.HTTPError as exc:
-                results.errors[type(exc).__name__] += 1
+                results.failed(exc)
+                progress.advance(0, 1)
                 continue
-            results.latencies.append(time.perf_counter() - began)
-            results.requests += 1
-            if response.status_code == 201:
-                results.messages += count
-            else:
-                results.errors[str(response.status_code)] += 1
-            progress.advance(count)
+            ok = response.status_code == 201
+            results.answered(began, response.status_code, ok)
+            results.messages += count if ok else 0
+            progress.advance(count if ok else 0, 0 if ok else 1)
 
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(args.concurrency, 1))))
-    results.seconds = time.perf_counter() - began
-    return results
+    await _each_with_a_client(options, worker)
 
 
-async def _read(client: httpx.AsyncClient, args: argparse.Namespace, progress: Progress) -> Results:
-    """Page through partition 1 with ``since`` until ``--messages`` were read or none remain."""
-    results = Results()
-    path = f"/v1/{args.app}/{args.queue}"
-    since = ""
-    began = time.perf_counter()
-    while results.messages < args.messages:
-        start = time.perf_counter()
-        params = {"limit": str(min(args.page, 1000)), "since": since}
-        try:
-            response = await client.get(path, params=params)
-        except httpx.HTTPError as exc:
-            results.errors[type(exc).__name__] += 1
-            break
-        results.latencies.append(time.perf_counter() - start)
-        results.requests += 1
-        if response.status_code != 200:
-            results.errors[str(response.status_code)] += 1
-            break
-        messages: list[dict[str, Any]] = response.json()["messages"]
-        if since and messages and messages[0]["message_id"] == since:
-            messages = messages[1:]  # since is inclusive
-        if not messages:
-            break
-        since = messages[-1]["message_id"]
-        results.messages += len(messages)
-        progress.advance(len(messages))
-    results.seconds = time.perf_counter() - began
-    return results
+async def read_all(
+    options: Options,
+    partitions: int,
+    results: Results,
+    progress: Progress,
+) -> None:
+    """Each reader pages every partition with ``since`` until it is exhausted."""
+
+    async def reader(client: httpx.AsyncClient) -> None:
+        seen: set[str] = set()
+        budget = options.messages
+        for partition in range(1, partitions + 1):
+            since: str | None = None
+            while budget is None or budget > 0:
+                # since is inclusive: after the first page, ask for one more to make up for it.
+                limit = min(options.batch + (since is not None), MAX_BATCH)
+                params = {"limit": str(limit), "partitions": str(partition)}
+                if since is not None:
+                    params["since"] = since
+                began = time.perf_counter()
+                try:
+                    response = await client.get(options.path, params=params)
+                except httpx.HTTPError as exc:
+                    results.failed(exc)
+                    progress.advance(0, 1)
+                    return
+                ok = response.status_code == 200
+                results.answered(began, response.status_code, ok)
+                if not ok:
+                    progress.advance(0, 1)
+                    return
+                page: list[dict[str, Any]] = _decode(response.content)["messages"]
+                fresh = page[1:] if page and page[0]["message_id"] == since else page
+                if budget is not None:
+                    fresh = fresh[:budget]
+                    budget -= len(fresh)
+                for message in fresh:
+                    if message["message_id"] in seen:
+                        results.duplicates += 1
+                    seen.add(message["message_id"])
+                results.messages += len(fresh)
+                progress.advance(len(fresh))
+                if len(page) < limit or not fresh:
+                    break  # the end of this partition
+                since = page[-1]["message_id"]
+
+    await _each_with_a_client(options, reader)
 
 
-async def _run(args: argparse.Namespace) -> Results:
-    headers = {"Authorization": f"Application {args.key}"}
-    limits = httpx.Limits(max_connections=max(args.concurrency, 1))
-    async with httpx.AsyncClient(
-        base_url=args.url, headers=headers, limits=limits, timeout=60
-    ) as client:
-        if args.create:
-            fields = {"queue_name": args.queue, "consistency": args.consistency}
-            created = await client.post(f"/v1/{args.app}", json=fields)
-            if created.status_code not in (200, 201):
-                raise SystemExit(f"cannot create the queue: {created.status_code} {created.text}")
-        progress = Progress(args.messages, enabled=not args.quiet and sys.stderr.isatty())
-        try:
-            return await (_read if args.read else _post)(client, args, progress)
-        finally:
-            progress.close()
+async def _each_with_a_client(
+    options: Options, work: Callable[[httpx.AsyncClient], Awaitable[None]]
+) -> None:
+    """Run ``options.concurrency`` copies of ``work`` at once, each with its own connection."""
+
+    async def one() -> None:
+        async with connect(options) as client:
+            await work(client)
+
+    await asyncio.gather(*(one() for _ in range(options.concurrency)))
+
+
+async def _queue_facts(client: httpx.AsyncClient, options: Options) -> tuple[int, int | None]:
+    """The queue's partitions and message count, when the key may list its application's queues.
+
+    Otherwise (a key that only reads another application's queue) assume one
+    partition and an unknown count.
+    """
+    params = {"offset": options.queue, "limit": "1", "details": "1", "include_count": "1"}
+    try:
+        response = await client.get(f"/v1/{options.app}", params=params)
+    except httpx.HTTPError:
+        return 1, None
+    if response.status_code == 200:
+        queues = _decode(response.content).get("queues") or []
+        if queues and queues[0].get("queue_name") == options.queue:
+            return int(queues[0].get("partitions", 1)), queues[0].get("count")
+    return 1, None
+
+
+async def _create(client: httpx.AsyncClient, options: Options) -> str | None:
+    """Create the queue; return a problem to report, or None."""
+    fields = {"queue_name": options.queue}
+    if options.consistency:
+        fields["consistency"] = options.consistency
+    try:
+        response = await client.post(
+            f"/v1/{options.app}",
+            content=_encode(fields),
+            headers={"Content-Type": "application/json"},
+        )
+    except httpx.HTTPError as exc:
+        return f"cannot reach {options.url}: {exc!r}"
+    if response.status_code not in (200, 201):
+        return f"cannot create the queue: HTTP {response.status_code} {response.text}"
+    return None
+
+
+async def _run(options: Options, results: Results, progress: Progress) -> str | None:
+    """Run the load; return a problem that stopped it before it began, or None."""
+    async with connect(options) as client:
+        if options.create and (problem := await _create(client, options)):
+            return problem
+        if options.read:
+            partitions, count = await _queue_facts(client, options)
+            if count is not None and options.messages is not None:
+                count = min(count, options.messages)
+            progress.start(None if count is None else count * options.concurrency)
+        else:
+            partitions = 1
+            progress.start(options.messages)
+    # Connecting is part of the load: each worker opens its connection as it starts.
+    results.started = time.perf_counter()
+    if options.read:
+        await read_all(options, partitions, results, progress)
+    else:
+        await post_all(options, results, progress)
+    results.stop()
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the load test; exit status 1 if any request failed."""
-    results = asyncio.run(_run(args))
-    print(results.summary("read" if args.read else "posted"))
+    """Run ``queuey bench`` with parsed arguments; return the exit status.
+
+    0: every request succeeded; 1: some failed, or the queue could not be
+    created; 130: interrupted (the summary covers what was done).
+    """
+    options = Options.from_args(args)
+    results = Results()
+    progress = Progress(sys.stderr, enabled=not options.quiet and sys.stderr.isatty())
+    try:
+        problem = asyncio.run(_run(options, results, progress))
+    except KeyboardInterrupt:
+        results.stop()
+        progress.close()
+        print(results.summary(options, interrupted=True))
+        return 130
+    progress.close()
+    if problem:
+        print(f"queuey bench: {problem}", file=sys.stderr)
+        return 1
+    print(results.summary(options))
     return 1 if results.errors else 0

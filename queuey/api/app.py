@@ -17,7 +17,7 @@ from queuey.core.access import ApplicationKeys
 from queuey.core.errors import QueueyError
 from queuey.core.service import Limits, QueueService
 from queuey.storage import Storage, open_storage
-from queuey.storage.base import QueueNotFound, StorageUnavailable
+from queuey.storage.base import QueueChanged, QueueNotFound, StorageUnavailable
 
 
 def storage_for(settings: Settings) -> Storage:
@@ -57,6 +57,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
             QueueyError: handle_error,
             StorageUnavailable: handle_error,
             QueueNotFound: handle_error,
+            QueueChanged: handle_error,
             HTTPException: handle_error,
             Exception: handle_error,
         },

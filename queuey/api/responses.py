@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from queuey.core import errors
-from queuey.storage.base import QueueNotFound
+from queuey.storage.base import QueueChanged, QueueNotFound
 from queuey.storage.base import StorageUnavailable as StorageDown
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def as_queuey_error(exc: Exception) -> errors.QueueyError:
         return errors.StorageUnavailable()
     if isinstance(exc, QueueNotFound):
         return errors.InvalidQueueName()
+    if isinstance(exc, QueueChanged):  # changed twice during one request
+        return errors.StorageUnavailable("The queue changed during the request; try again.")
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
             return errors.NotFound()

@@ -8,7 +8,7 @@ validation (400, in the service).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -18,12 +18,19 @@ from starlette.routing import Route
 
 from queuey.api.responses import JSON, OK
 from queuey.core.access import Principals, authenticate, is_owner, may_consume, may_read
-from queuey.core.errors import AccessDenied, InvalidJSON, NotFound, PayloadTooLarge
+from queuey.core.errors import (
+    AccessDenied,
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
 from queuey.core.service import QueueService
-from queuey.storage.base import Queue
+from queuey.storage.base import Queue, QueueChanged
 
 _decode = msgspec.json.Decoder().decode
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def _service(request: Request) -> QueueService:
@@ -47,11 +54,32 @@ def _require(allowed: bool) -> None:
         raise AccessDenied()
 
 
-async def _queue(request: Request) -> tuple[Principals, Queue]:
+async def _queue(request: Request, for_writing: bool = False) -> tuple[Principals, Queue]:
     principals = _caller(request)
     app = _app(request)
-    queue = await _service(request).find_queue(app, request.path_params["queue"])
+    name = request.path_params["queue"]
+    queue = await _service(request).find_queue(app, name, for_writing=for_writing)
     return principals, queue
+
+
+async def _write_with_retry(
+    request: Request, queue: Queue, write: Callable[[Queue], Awaitable[T]]
+) -> T:
+    """Run a write on a possibly cached queue; once more with a fresh read if it changed.
+
+    A 400 found against a cached copy (say, a partition the queue has only
+    since another process grew it) is also checked against a fresh read.
+    """
+    try:
+        return await write(queue)
+    except QueueChanged:
+        pass
+    except ValidationError:
+        fresh = await _service(request).find_queue(queue.app, queue.name)
+        if fresh == queue and fresh.handle == queue.handle:
+            raise
+        return await write(fresh)
+    return await write(await _service(request).find_queue(queue.app, queue.name))
 
 
 async def _body(request: Request) -> bytes:
@@ -136,21 +164,25 @@ async def delete_queue(request: Request) -> Response:
 
 
 async def post_messages(request: Request) -> Response:
-    principals, queue = await _queue(request)
+    principals, queue = await _queue(request, for_writing=True)
     _require(is_owner(principals, queue.app))
     body = await _body(request)
     service = _service(request)
-    if _is_json(request):
-        posted = await service.post_batch(queue, _json(body))
-    else:
-        headers = request.headers
-        posted = await service.post_one(
-            queue,
+    headers = request.headers
+    document = _json(body) if _is_json(request) else None
+
+    async def post(target: Queue) -> list[dict[str, Any]]:
+        if document is not None:
+            return await service.post_batch(target, document)
+        return await service.post_one(
+            target,
             body,
             headers.get("content-type"),
             headers.get("x-ttl"),
             headers.get("x-partition"),
         )
+
+    posted = await _write_with_retry(request, queue, post)
     return JSON({"status": "ok", "messages": posted}, status_code=201)
 
 
@@ -169,16 +201,20 @@ async def get_messages(request: Request) -> Response:
 
 
 async def put_messages(request: Request) -> Response:
-    principals, queue = await _queue(request)
+    principals, queue = await _queue(request, for_writing=True)
     _require(is_owner(principals, queue.app))
     body = await _body(request)
-    await _service(request).put_by_ids(
-        queue,
-        request.path_params["ids"],
-        body,
-        request.headers.get("content-type"),
-        request.headers.get("x-ttl"),
-    )
+
+    async def put(target: Queue) -> None:
+        await _service(request).put_by_ids(
+            target,
+            request.path_params["ids"],
+            body,
+            request.headers.get("content-type"),
+            request.headers.get("x-ttl"),
+        )
+
+    await _write_with_retry(request, queue, put)
     return JSON(OK)
 
 

@@ -10,7 +10,9 @@ unless the whole request is valid.
 from __future__ import annotations
 
 import random
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,8 @@ from queuey.storage.base import (
     Message,
     NewMessage,
     Queue,
+    QueueChanged,
+    QueueNotFound,
     QueueSettings,
     Storage,
 )
@@ -47,6 +51,9 @@ MAX_TTL = 2**25
 MAX_PARTITIONS = 200
 MAX_BATCH = 1000
 PAGE_CAP = 1000
+#: How long, and for how many queues, a queue read for a write may be reused.
+CACHE_SECONDS = 2.0
+CACHE_SIZE = 10_000
 MAX_LIST = 1000
 ORDERS = ("ascending", "descending")
 
@@ -90,17 +97,41 @@ class QueueService:
     def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
         self.storage = storage
         self.limits = limits or Limits()
+        self._recent: OrderedDict[tuple[str, str], tuple[float, Queue]] = OrderedDict()
 
     # -- queues ------------------------------------------------------------
 
-    async def find_queue(self, app: str, name: str) -> Queue:
-        """The queue, or :class:`InvalidQueueName` (404) when malformed or absent."""
+    async def find_queue(self, app: str, name: str, *, for_writing: bool = False) -> Queue:
+        """The queue, or :class:`InvalidQueueName` (404) when malformed or absent.
+
+        ``for_writing`` may answer from a copy read less than ``CACHE_SECONDS``
+        ago: posting and overwriting need only the owner's rights (not the
+        queue's settings), and storage refuses such a write to a deleted queue
+        (``QueueNotFound``) or with settings that changed since
+        (``QueueChanged``), so a stale copy can never store wrongly. Reads and
+        rights checks always read the store.
+        """
         if v.QUEUE_NAME.fullmatch(name) is None:
             raise InvalidQueueName()
+        if for_writing:
+            hit = self._recent.get((app, name))
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
         queue = await self.storage.get_queue(app, name)
         if queue is None:
+            self.forget(app, name)
             raise InvalidQueueName()
+        self._remember(queue)
         return queue
+
+    def _remember(self, queue: Queue) -> None:
+        self._recent[(queue.app, queue.name)] = (time.monotonic() + CACHE_SECONDS, queue)
+        self._recent.move_to_end((queue.app, queue.name))
+        if len(self._recent) > CACHE_SIZE:
+            self._recent.popitem(last=False)
+
+    def forget(self, app: str, name: str) -> None:
+        self._recent.pop((app, name), None)
 
     async def list_queues(self, app: str, query: Mapping[str, str]) -> dict[str, Any]:
         errors: v.Errors = {}
@@ -141,6 +172,7 @@ class QueueService:
         settings = self._settings(body, errors, QueueSettings())
         _raise_if(errors)
         queue, created = await self.storage.create_queue(app, name, settings)
+        self._remember(queue)
         return {"status": "ok", **queue_info(queue)}, created
 
     async def update_queue(self, queue: Queue, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,10 +185,12 @@ class QueueService:
             raise InvalidUpdate(
                 f"Partitions can only grow: the queue has {queue.settings.partitions}."
             )
+        self.forget(queue.app, queue.name)
         updated = await self.storage.update_queue(queue, settings)
         return {"status": "ok", **queue_info(updated)}
 
     async def delete_queue(self, queue: Queue) -> None:
+        self.forget(queue.app, queue.name)
         await self.storage.delete_queue(queue)
 
     # -- posting -------------------------------------------------------------
@@ -248,7 +282,11 @@ class QueueService:
             return ""
 
     async def _post(self, queue: Queue, messages: list[NewMessage]) -> list[dict[str, Any]]:
-        keys = await self.storage.post_messages(queue, messages)
+        try:
+            keys = await self.storage.post_messages(queue, messages)
+        except (QueueNotFound, QueueChanged):
+            self.forget(queue.app, queue.name)
+            raise
         return [
             {"key": format_id(k), "timestamp": format_timestamp(k.ts), "partition": m.partition}
             for k, m in zip(keys, messages, strict=True)
@@ -310,9 +348,13 @@ class QueueService:
                 )
         _raise_if(errors)
         if keys:
-            await self.storage.put_messages(
-                queue, keys, text, content_type or "text/plain", seconds
-            )
+            try:
+                await self.storage.put_messages(
+                    queue, keys, text, content_type or "text/plain", seconds
+                )
+            except (QueueNotFound, QueueChanged):
+                self.forget(queue.app, queue.name)
+                raise
 
     async def delete_by_ids(self, queue: Queue, ids: str) -> None:
         keys = [(p, k) for p, k in parse_id_list(ids) if 1 <= p <= queue.partitions]

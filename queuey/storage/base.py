@@ -50,6 +50,10 @@ class QueueNotFound(Exception):
     """The queue was deleted while the call was under way (answered 404)."""
 
 
+class QueueChanged(Exception):
+    """The queue's partitions or consistency differ from the caller's copy: read it again."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
     """What a caller may set on a queue."""
@@ -153,7 +157,10 @@ class Storage(Protocol):
     async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
         """Store messages all or nothing with keys the backend makes; return the keys in order.
 
-        Raises :class:`QueueNotFound` if the queue was deleted meanwhile.
+        Raises :class:`QueueNotFound` if the queue was deleted meanwhile, and
+        :class:`QueueChanged` (storing nothing) if its partition count or
+        consistency is no longer that of ``queue``: callers may hold a cached
+        copy, and the write must honour the stored settings.
         """
 
     async def read_range(
@@ -185,7 +192,7 @@ class Storage(Protocol):
     ) -> None:
         """Create or overwrite each ``(partition, key)`` with this body; the expiry restarts.
 
-        Raises :class:`QueueNotFound` if the queue was deleted meanwhile.
+        Raises :class:`QueueNotFound` and :class:`QueueChanged` as ``post_messages``.
         """
 
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:

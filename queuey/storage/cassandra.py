@@ -54,6 +54,7 @@ from queuey.storage.base import (
     Message,
     NewMessage,
     Queue,
+    QueueChanged,
     QueueNotFound,
     QueueSettings,
     StorageUnavailable,
@@ -397,6 +398,11 @@ class CassandraStorage:
         current = await self.get_queue(queue.app, queue.name)
         if current is None or current.handle != queue.handle:
             raise QueueNotFound()
+        if (current.partitions, current.settings.consistency) != (
+            queue.partitions,
+            queue.settings.consistency,
+        ):
+            raise QueueChanged()
 
     async def _note_hours(self, qid: uuid.UUID, pairs: set[tuple[int, int]], level: int) -> None:
         """Record the hours written to, once per process and hour."""

@@ -35,6 +35,7 @@ from queuey.storage.base import (
     Message,
     NewMessage,
     Queue,
+    QueueChanged,
     QueueNotFound,
     QueueSettings,
     StorageUnavailable,
@@ -110,9 +111,15 @@ _QUEUE_COLUMNS = "id, app, name, partitions, type, consistency, principles, crea
 _SELECT_MESSAGE = "SELECT ts, tail, body, content_type FROM messages"
 
 
-def _queue_exists(conn: sqlite3.Connection, qid: int) -> None:
-    if conn.execute("SELECT 1 FROM queues WHERE id = ?", (qid,)).fetchone() is None:
+def _queue_current(conn: sqlite3.Connection, queue: Queue) -> None:
+    """Refuse (before writing) a write to a deleted queue or with stale settings."""
+    row = conn.execute(
+        "SELECT partitions, consistency FROM queues WHERE id = ?", (int(queue.handle),)
+    ).fetchone()
+    if row is None:
         raise QueueNotFound()
+    if tuple(row) != (queue.partitions, queue.settings.consistency):
+        raise QueueChanged()
 
 
 class SQLiteStorage:
@@ -304,7 +311,7 @@ class SQLiteStorage:
     ) -> list[tuple[_Job, Any, BaseException | None]]:
         """Run every job in one transaction and commit once.
 
-        Jobs check before they write (``QueueNotFound`` leaves nothing behind),
+        Jobs check before they write (``QueueNotFound``, ``QueueChanged``),
         so such a refusal needs no savepoint. Any other failure rolls the whole
         transaction back; the jobs then run one per transaction, so only the
         faulty one fails, unless the file is locked, which fails them all.
@@ -316,7 +323,7 @@ class SQLiteStorage:
             for job in batch:
                 try:
                     value = job.fn(conn, txn)
-                except QueueNotFound as exc:
+                except (QueueNotFound, QueueChanged) as exc:
                     results.append((job, None, exc))
                 else:
                     results.append((job, value, None))
@@ -448,7 +455,7 @@ class SQLiteStorage:
         tail = self._tail
 
         def post(conn: sqlite3.Connection, txn: _Txn) -> list[MessageKey]:
-            _queue_exists(conn, qid)
+            _queue_current(conn, queue)
             first = txn.take(len(messages))
             now = txn.now_ms
             keys = [MessageKey(first + i, tail) for i in range(len(messages))]
@@ -524,7 +531,7 @@ class SQLiteStorage:
         qid = int(queue.handle)
 
         def put(conn: sqlite3.Connection, txn: _Txn) -> None:
-            _queue_exists(conn, qid)
+            _queue_current(conn, queue)
             expires = txn.now_ms + ttl * 1000
             conn.executemany(
                 "INSERT OR REPLACE INTO messages (qid, partition, ts, tail, expires,"
