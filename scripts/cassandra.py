@@ -12,7 +12,7 @@ Commands::
 
     python3 scripts/cassandra.py start [--nodes 1|3] [--heap 512m] [--fresh]
     python3 scripts/cassandra.py stop [--node N]
-    python3 scripts/cassandra.py kill --node N
+    python3 scripts/cassandra.py kill --node N [--no-wait]
     python3 scripts/cassandra.py status
     python3 scripts/cassandra.py fetch
 
@@ -20,18 +20,30 @@ Commands::
 starts the nodes one after another.  Node N listens on 127.0.0.N (CQL port
 9042, internode port 7000, local-only JMX on 7099 + 100 * N).  A node counts
 as ready once a CQL ``SELECT`` on it succeeds (spoken with a tiny built-in
-native-protocol v4 client); with several nodes ``start`` also waits until
-every running node has seen the current incarnation of every other one in
-gossip, so QUORUM works as soon as it returns.  Nodes already running are
-left alone, so ``start`` is idempotent.  Starting with a different node
-count than the data on disk was made with (or with ``--fresh``) wipes the
-nodes' data first; that needs all nodes to be stopped.
+native-protocol v4 client) and, in a cluster, once it and the running nodes
+have marked each other UP in gossip (read from their logs), so QUORUM works as
+soon as ``start`` returns.  Nodes already running are left alone, so
+``start`` is idempotent.  Starting with a different node count than the data
+on disk was made with (or with ``--fresh``) wipes the nodes' data first; that
+needs all nodes to be stopped.  A 1-node start takes about 10 s on 2 cores, a
+3-node start about 40 s, restarting one killed node about 15 s.
+
+``kill`` SIGKILLs one node and, unless ``--no-wait``, returns only once the
+other running nodes' failure detectors have convicted it (10-25 s): until then
+coordinators still count it as a live replica, so QUORUM with two of three
+nodes killed times out rather than failing with Unavailable.  ``stop --node N``
+shuts one node down gracefully; the others see it DOWN at once.
 
 ``stop`` and ``kill`` only signal the processes this script started, found
 through the pid file it recorded for each node and checked against the
 process's command line, so a recycled pid is never signalled.  If a pid file
 is lost (var/ wiped while nodes ran), the JVM is found by its unique
 ``-Dcassandra.storagedir=.../var/cassandra/nodeN/data`` argument instead.
+
+The nodes use 127.0.0.1-3 and fixed ports: one cluster per machine at a time.
+Two processes driving it at once (two test runs, or a test run and a person)
+will stop or wipe each other's nodes; start/stop/kill are serialized by a lock
+file, but that only keeps each call whole.
 
 State lives in ``var/cassandra/`` at the repository root::
 
@@ -58,6 +70,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -78,7 +91,7 @@ NATIVE_PORT = 9042
 STORAGE_PORT = 7000
 DEFAULT_HEAP = "512m"
 STOP_TIMEOUT = 60.0
-GOSSIP_TIMEOUT = 90.0
+GOSSIP_TIMEOUT = 90.0  # seconds for peers to see a node go UP or DOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / "var" / "cassandra"
@@ -121,7 +134,7 @@ JAVA17_MODULE_FLAGS = [
 
 # Processes started by this Python process, so they can be reaped (a killed
 # child would otherwise linger as a zombie and still look alive).
-_children: dict[int, subprocess.Popen[bytes]] = {}
+_children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
 
 
 class CassandraError(RuntimeError):
@@ -405,27 +418,25 @@ _NO_MLOCK_WRAPPER = [
     "-c",
     'ulimit -l 64 && exec "$0" "$@"',
 ]
-_no_mlock_ok: dict[str, bool] = {}
 
 
-def _no_mlock_prefix() -> list[str]:
+@functools.cache
+def _no_mlock_prefix() -> tuple[str, ...]:
     """A command prefix that keeps Cassandra from mlockall()ing its memory.
 
     Cassandra calls mlockall(MCL_CURRENT) at startup; as root that always succeeds
     and makes the whole heap resident (about 900 MiB RSS per node instead of about
     450 MiB).  Dropping CAP_IPC_LOCK and lowering RLIMIT_MEMLOCK makes the call fail
     harmlessly (one "Unable to lock JVM memory" warning).  The wrapper execs, so the
-    recorded pid is the JVM's.  Returns [] where setpriv is missing or not permitted.
+    recorded pid is the JVM's.  Empty where setpriv is missing or not permitted.
     """
-    if "ok" not in _no_mlock_ok:
-        try:
-            probe = subprocess.run(
-                [*_NO_MLOCK_WRAPPER, "true"], capture_output=True, timeout=10, check=False
-            )
-            _no_mlock_ok["ok"] = probe.returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            _no_mlock_ok["ok"] = False
-    return list(_NO_MLOCK_WRAPPER) if _no_mlock_ok["ok"] else []
+    try:
+        probe = subprocess.run(
+            [*_NO_MLOCK_WRAPPER, "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(_NO_MLOCK_WRAPPER) if probe.returncode == 0 else ()
 
 
 def _java_command(java: str, node: int, heap: str) -> list[str]:
@@ -478,8 +489,13 @@ def _proc_marker(node: int) -> str:
 
 def _pid_alive(pid: int, node: int) -> bool:
     """Whether ``pid`` is a live (non-zombie) Cassandra process of ``node``."""
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
+    node_and_child = _children.get(pid)
+    if node_and_child is not None and node_and_child[0] == node:
+        child = node_and_child[1]
+        # Our own child: poll() is authoritative (and reaps it).  Its command line
+        # is not: it changes, and reads empty, while setpriv and sh exec the JVM.
+        if child.poll() is None:
+            return True
         del _children[pid]
         return False
     try:
@@ -669,46 +685,60 @@ def _cql_ready(node: int) -> bool:
         return False
 
 
-def _gossip_view(node: int) -> dict[str, tuple[int, str]]:
-    """``node``'s gossip view: address -> (generation, STATUS value)."""
-    # Peers' legacy STATUS is not gossiped any more in 5.0, STATUS_WITH_PORT is.
-    query = "SELECT address, generation, status, status_with_port FROM system_views.gossip_info"
-    view: dict[str, tuple[int, str]] = {}
-    for raw_address, raw_generation, raw_status, raw_status2 in cql_rows(node, query):
-        if raw_address is None or len(raw_address) != 4:
-            continue
-        generation = struct.unpack(">i", raw_generation)[0] if raw_generation else 0
-        state = (raw_status2 or raw_status or b"").decode()
-        view[socket.inet_ntoa(raw_address)] = (generation, state)
-
-    return view
+def _system_log(node: int) -> Path:
+    return _node_dir(node) / "logs" / "system.log"
 
 
-def _wait_gossip(nodes: list[int], timeout: float = GOSSIP_TIMEOUT) -> None:
-    """Wait until each of ``nodes`` sees the current incarnation of the others as NORMAL."""
-    if len(nodes) < 2:
-        return
-    deadline = time.monotonic() + timeout
+def _log_size(node: int) -> int:
+    try:
+        return _system_log(node).stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_since(node: int, offset: int) -> str:
+    try:
+        with open(_system_log(node), "rb") as handle:
+            if handle.seek(0, os.SEEK_END) < offset:
+                offset = 0  # log was replaced
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _wait_seen(expect: dict[int, list[int]], offsets: dict[int, int], state: str) -> None:
+    """Wait until each node ``m`` in ``expect`` has logged every ``expect[m]`` as ``state``.
+
+    ``state`` is UP or DOWN: Cassandra's Gossiper logs "InetAddress <peer> is now
+    UP" once it has marked a peer alive (after the echo round trip) and "... is
+    now DOWN" once the failure detector convicted it; that is the moment
+    coordinators route around the peer, and the moment QUORUM starts to fail
+    fast with Unavailable instead of timing out.  Only what each log gained after
+    ``offsets[m]`` counts.
+    """
+    deadline = time.monotonic() + GOSSIP_TIMEOUT
+    missing = dict(expect)
     while True:
-        try:
-            views = {n: _gossip_view(n) for n in nodes}
-            own = {n: views[n].get(address(n), (0, ""))[0] for n in nodes}
-            converged = all(
-                views[m].get(address(n), (-1, ""))[0] == own[n]
-                and views[m][address(n)][1].startswith("NORMAL")
-                for m in nodes
-                for n in nodes
-                if m != n
-            )
-        except (OSError, CassandraError):
-            converged = False
-        if converged:
-            # Gossip state is applied just before the echo that marks a peer alive.
-            time.sleep(1.0)
+        missing = {
+            m: [
+                n
+                for n in peers
+                if f"/{address(n)}:{STORAGE_PORT} is now {state}"
+                not in _log_since(m, offsets.get(m, 0))
+            ]
+            for m, peers in missing.items()
+        }
+        missing = {m: peers for m, peers in missing.items() if peers}
+        if not missing:
             return
         if time.monotonic() > deadline:
-            raise CassandraError(f"nodes {nodes} did not agree on gossip state in {timeout:.0f}s")
-        time.sleep(0.5)
+            detail = "; ".join(f"node{m} has not seen {peers}" for m, peers in missing.items())
+            raise CassandraError(
+                f"gossip: not all nodes saw the change to {state} in {GOSSIP_TIMEOUT:.0f}s: "
+                f"{detail}"
+            )
+        time.sleep(0.25)
 
 
 # --------------------------------------------------------------------------- start/stop
@@ -722,6 +752,8 @@ def _launch(java: str, node: int, heap: str) -> float:
             f"{address(node)}:{NATIVE_PORT} is already in use by a process this script "
             "did not record; stop it first (pgrep -af CassandraDaemon)"
         )
+    others = [n for n in _running_nodes() if n != node]
+    offsets = {n: _log_size(n) for n in [*others, node]}
     began = time.monotonic()
     with open(directory / "stdout.log", "ab") as out:
         out.write(f"\n==== start {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
@@ -734,9 +766,15 @@ def _launch(java: str, node: int, heap: str) -> float:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _children[child.pid] = child
+    _children[child.pid] = (node, child)
     _pid_file(node).write_text(f"{child.pid}\n")
     _wait_ready(node, child.pid, began)
+    # Wait until the node and the running ones have marked each other alive, so
+    # that QUORUM works as soon as this returns.
+    expect = {n: [node] for n in others}
+    if others:
+        expect[node] = others
+    _wait_seen(expect, offsets, "UP")
     return time.monotonic() - began
 
 
@@ -817,7 +855,6 @@ def start(
             if _recorded_pid(node) is None:
                 _write_config(node, nodes)
             _ensure_node_up(java, node, heap)
-        _wait_gossip(list(range(1, nodes + 1)))
     return [address(n) for n in range(1, nodes + 1)]
 
 
@@ -836,7 +873,6 @@ def restart_node(node: int) -> None:
         if _recorded_pid(node) is None:
             _write_config(node, nodes)
         _ensure_node_up(java, node, _layout_heap())
-        _wait_gossip(_running_nodes())
 
 
 def _signal_nodes(nodes: list[int], sig: signal.Signals, timeout: float) -> None:
@@ -860,22 +896,46 @@ def _signal_nodes(nodes: list[int], sig: signal.Signals, timeout: float) -> None
         _log(f"node{node} {address(node)} {verb} (pid {pid})")
 
 
+def _stop_one(node: int, sig: signal.Signals, timeout: float, wait_down: bool) -> None:
+    """Signal one node; with ``wait_down``, wait until the running others see it DOWN."""
+    was_running = _recorded_pid(node) is not None
+    others = [n for n in _running_nodes() if n != node]
+    offsets = {n: _log_size(n) for n in others}
+    began = time.monotonic()
+    _signal_nodes([node], sig, timeout)
+    if wait_down and was_running and others:
+        _wait_seen({n: [node] for n in others}, offsets, "DOWN")
+        _log(f"node{node} seen DOWN by nodes {others} after {time.monotonic() - began:.1f}s")
+
+
 def stop(node: int | None = None) -> None:
-    """Stop one node, or all, gracefully (SIGTERM; SIGKILL after a timeout)."""
+    """Stop one node, or all, gracefully (SIGTERM; SIGKILL after a timeout).
+
+    A node stopped alone announces its shutdown, so the others mark it DOWN at
+    once; this returns after they have.
+    """
     if node is not None:
         _check_node(node)
     with _locked():
-        targets = [node] if node is not None else list(range(1, MAX_NODES + 1))
-        if node is None:
-            targets = [n for n in targets if _node_dir(n).is_dir() or _recorded_pid(n)]
+        if node is not None:
+            _stop_one(node, signal.SIGTERM, STOP_TIMEOUT, wait_down=True)
+            return
+        targets = [n for n in range(1, MAX_NODES + 1) if _node_dir(n).is_dir() or _recorded_pid(n)]
         _signal_nodes(targets, signal.SIGTERM, STOP_TIMEOUT)
 
 
-def kill(node: int) -> None:
-    """SIGKILL one node (for failure tests); returns once the process is gone."""
+def kill(node: int, wait_down: bool = True) -> None:
+    """SIGKILL one node (for failure tests).
+
+    Returns once the process is gone and, with ``wait_down`` (the default), once
+    every other running node's failure detector has convicted it (typically
+    10-20 s after the kill).  Until then coordinators still count it as a live
+    replica: QUORUM with two of three nodes killed times out instead of failing
+    with Unavailable, and range reads routed to it time out.
+    """
     _check_node(node)
     with _locked():
-        _signal_nodes([node], signal.SIGKILL, 30.0)
+        _stop_one(node, signal.SIGKILL, 30.0, wait_down)
 
 
 def status() -> list[str]:
@@ -934,6 +994,12 @@ def _parser() -> argparse.ArgumentParser:
     stop_cmd.add_argument("--node", type=int, help="only this node (default: all)")
     kill_cmd = commands.add_parser("kill", help="SIGKILL one node (for failure tests)")
     kill_cmd.add_argument("--node", type=int, required=True, help="the node to kill")
+    kill_cmd.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the process is gone, without waiting for the other nodes "
+        "to mark it DOWN (which takes 10-20 s)",
+    )
     commands.add_parser("status", help="one line per node: running/stopped, pid, address")
     commands.add_parser("fetch", help="only fetch the jars into var/cassandra/lib")
     for sub in commands.choices.values():
@@ -955,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "stop":
             stop(args.node)
         elif args.command == "kill":
-            kill(args.node)
+            kill(args.node, wait_down=not args.no_wait)
         elif args.command == "status":
             for line in status():
                 print(line)
