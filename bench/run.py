@@ -1,290 +1,507 @@
-"""``make bench``: measure Queuey against a bare baseline and write BENCHMARKS.md.
+"""``make bench``: measure Queuey on SQLite with wrk and write BENCHMARKS.md.
 
-Servers run pinned to core 0 (``taskset -c 0``), the load generator (wrk) to
-core 1, so they do not fight for one core. Every figure is the median of
-``RUNS`` runs, and targets are ratios measured in the same run. Set
-``BENCH_QUICK=1`` for a short smoke run (1 run of 2 s, 10,000 instead of
-1,000,000 queues).
+The servers run pinned to one core (``taskset -c``), wrk to another, each
+with one process. Every figure is the median of ``BENCH_RUNS`` runs; runs of
+the scenarios that are compared with each other are interleaved (round 1 of
+each, then round 2 ...) so that a slow spell of a shared machine hits them
+all alike, and the targets are ratios within this one run. Every server
+started here is stopped at the end, also on failure or Ctrl-C.
+
+Settings (environment variables):
+
+- ``BENCH_QUICK=1``: a smoke run: 1 run of 2 s, 1,000 and 10,000 queues.
+- ``BENCH_RUNS`` (3), ``BENCH_SECONDS`` (8), ``BENCH_WARMUP`` (2): runs per
+  figure, seconds per run, seconds of the discarded warm-up run.
+- ``BENCH_QUEUES`` (``1000,1000000``): store sizes for the many-queues figures.
+- ``BENCH_CONNECTIONS`` (64): wrk's keep-alive connections.
+- ``BENCH_PROFILE`` (1 when py-spy is installed): profile each scenario whose
+  target is missed, ``BENCH_PROFILE_SECONDS`` (6) long.
+- ``BENCH_WAIT`` (120): seconds to wait, at most, for other processes to
+  quieten down before measuring.
+- ``BENCH_MAX_OTHER`` (0.3): a run during which other processes took more
+  than this many cores is run again after waiting for quiet, at most
+  ``BENCH_RETRIES`` (2) times, within ``BENCH_NOISE_BUDGET`` (240) seconds in all.
+- ``BENCH_CASSANDRA=1``: also measure one local Cassandra node (needs java
+  and mvn; see scripts/cassandra.py). Off by default: it takes minutes.
+- ``BENCH_OUTPUT`` (``BENCHMARKS.md``): where the report goes.
+
+Run as ``python -m bench.run`` or ``python bench/run.py`` from the repository.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import sqlite3
+import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-from bench import lua
-from bench.servers import Running, baseline, cassandra_runner, prefill_sqlite, queuey
-from bench.wrk import Figures, ensure_wrk, wrk
+if __package__ in (None, ""):  # run as `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import fill, machine, profiling, report, wrk
+from bench.servers import Fleet, Server
 
 ROOT = Path(__file__).resolve().parent.parent
-
-QUICK = bool(os.environ.get("BENCH_QUICK"))
-RUNS = 1 if QUICK else 3
-SECONDS = 2 if QUICK else 5
-MANY = 10_000 if QUICK else 1_000_000
-CONNECTIONS = 64
+APP = "bench"
+KEY = "bench-key-0123456789abcdef"
+SIZE = 140
 
 
-class Report:
-    """Collects rows and notes, then renders BENCHMARKS.md."""
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
 
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
-        self.targets: list[tuple[str, str, str, str]] = []
-        self.commands: list[str] = []
-        self.notes: list[str] = []
 
-    def add(self, name: str, figures: Figures, unit: str = "req/s", scale: float = 1.0) -> None:
-        self.rows.append(
-            (
-                name,
-                f"{figures.rps * scale:,.0f} {unit}",
-                f"{figures.p50:.2f}",
-                f"{figures.p99:.2f}",
-                f"{figures.errors}",
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run, from the environment."""
+
+    quick: bool
+    runs: int
+    seconds: float
+    warmup: float
+    queues: tuple[int, ...]
+    connections: int
+    profile: bool
+    profile_seconds: float
+    wait: float
+    max_other: float
+    retries: int
+    noise_budget: float
+    cassandra: bool
+    output: Path
+    work: Path
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+        queues = os.environ.get("BENCH_QUEUES") or ("1000,10000" if quick else "1000,1000000")
+        profile = os.environ.get("BENCH_PROFILE")
+        return cls(
+            quick=quick,
+            runs=_env_int("BENCH_RUNS", 1 if quick else 3),
+            seconds=_env_float("BENCH_SECONDS", 2 if quick else 8),
+            warmup=_env_float("BENCH_WARMUP", 1 if quick else 2),
+            queues=tuple(sorted(int(q) for q in queues.split(","))),
+            connections=_env_int("BENCH_CONNECTIONS", 64),
+            profile=(profiling.py_spy() is not None) if profile is None else profile == "1",
+            profile_seconds=_env_float("BENCH_PROFILE_SECONDS", 2 if quick else 6),
+            wait=_env_float("BENCH_WAIT", 0 if quick else 120),
+            max_other=_env_float("BENCH_MAX_OTHER", 0.3),
+            retries=_env_int("BENCH_RETRIES", 0 if quick else 2),
+            noise_budget=_env_float("BENCH_NOISE_BUDGET", 240),
+            cassandra=os.environ.get("BENCH_CASSANDRA", "") == "1",
+            output=ROOT / os.environ.get("BENCH_OUTPUT", "BENCHMARKS.md"),
+            work=ROOT / "var" / "bench",
+        )
+
+
+@dataclass
+class Scenario:
+    """One load on one server, and the runs measured."""
+
+    key: str
+    title: str
+    server: Server
+    load: wrk.Load
+    per_request: float = 1.0
+    """Messages per request, for messages per second (a batch of 100: 100)."""
+    runs: list[wrk.Run] = field(default_factory=list)
+
+    def _median(self, value: Callable[[wrk.Run], float]) -> float:
+        return statistics.median(value(r) for r in self.runs) if self.runs else 0.0
+
+    @property
+    def rps(self) -> float:
+        return self._median(lambda r: r.rps)
+
+    @property
+    def messages(self) -> float:
+        return self.rps * self.per_request
+
+    @property
+    def p50(self) -> float:
+        return self._median(lambda r: r.p50_ms)
+
+    @property
+    def p99(self) -> float:
+        return self._median(lambda r: r.p99_ms)
+
+    @property
+    def server_cores(self) -> float:
+        return self._median(lambda r: r.cpu.server)
+
+    @property
+    def loadgen_cores(self) -> float:
+        return self._median(lambda r: r.cpu.loadgen)
+
+    @property
+    def other_cores(self) -> float:
+        return max((r.cpu.other for r in self.runs), default=0.0)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.error_count for r in self.runs)
+
+
+class Bench:
+    """The measurements of one ``make bench``, and what the report needs of them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.report = report.Report(settings.quick)
+        cpus = sorted(os.sched_getaffinity(0))
+        pin = shutil.which("taskset") is not None and len(cpus) >= 2
+        self.server_cores = str(cpus[0]) if pin else None
+        self.loadgen_cores = str(cpus[1]) if pin else None
+        self.scenarios: dict[str, Scenario] = {}
+        self.fsync_ms = 0.0
+        self.rerun = 0
+        self.noise_spent = 0.0
+
+    # -- plumbing --------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def load(self, server: Server, path: str, script: str, *args: str) -> wrk.Load:
+        return wrk.Load(
+            script=script,
+            url=f"{server.url}{path}",
+            args=(f"key={KEY}", *args),
+            connections=self.settings.connections,
+            cores=self.loadgen_cores,
+        )
+
+    def scenario(
+        self, key: str, title: str, server: Server, load: wrk.Load, per_request: float = 1.0
+    ) -> Scenario:
+        made = Scenario(key, title, server, load, per_request)
+        self.scenarios[key] = made
+        self.report.command(title, load.shell(self.settings.seconds))
+        return made
+
+    def measure(self, scenarios: list[Scenario]) -> None:
+        """A warm-up run of each, then ``runs`` rounds of all of them in turn."""
+        s = self.settings
+        if s.warmup > 0:
+            for one in scenarios:
+                self.log(f"warm-up {s.warmup:g} s: {one.title}")
+                wrk.run(one.load, s.warmup, [])
+        for round_ in range(1, s.runs + 1):
+            for one in scenarios:
+                result = self.run_once(one)
+                one.runs.append(result)
+                errors = f", errors {result.errors}" if result.errors else ""
+                self.log(
+                    f"run {round_}/{s.runs} {one.title}: {result.rps:,.0f} req/s,"
+                    f" p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
+                    f" server {result.cpu.server:.2f} cores, other {result.cpu.other:.2f}{errors}"
+                )
+
+    def run_once(self, scenario: Scenario) -> wrk.Run:
+        """One run; again after a quiet spell when other processes took too much CPU."""
+        s = self.settings
+        for attempt in range(s.retries + 1):
+            began = time.monotonic()
+            result = wrk.run(scenario.load, s.seconds, scenario.server.pids())
+            noisy = result.cpu.other > s.max_other
+            if not noisy or attempt == s.retries or self.noise_spent >= s.noise_budget:
+                return result
+            self.log(
+                f"other processes took {result.cpu.other:.2f} cores during {scenario.title}:"
+                " waiting for quiet, then running it again"
             )
+            self.rerun += 1
+            machine.wait_for_quiet(min(60.0, s.noise_budget - self.noise_spent), s.max_other)
+            self.noise_spent += time.monotonic() - began
+        return result
+
+    def target(
+        self,
+        name: str,
+        goal: str,
+        figure: str,
+        met: bool,
+        scenario: Scenario | None,
+        latency: bool = False,
+    ) -> None:
+        bound = "" if met or scenario is None else self.bound(scenario, latency)
+        if bound and scenario is not None and scenario.other_cores > self.settings.max_other:
+            bound += (
+                f"; noisy: other processes took up to {scenario.other_cores:.2f} cores"
+                " during its runs"
+            )
+        self.report.target(name, goal, figure, met, scenario.key if scenario else None, bound)
+
+    def bound(self, scenario: Scenario, latency: bool) -> str:
+        """What limits a scenario, as far as CPU accounting tells; the profiles tell more."""
+        server, loadgen = scenario.server_cores, scenario.loadgen_cores
+        if latency:
+            return (
+                f"the server's core was {server:.0%} busy at this rate: requests queue behind"
+                " one another's work (see the profile)"
+            )
+        if server >= 0.85:
+            return f"server CPU: its one core was {server:.0%} busy (see the profile)"
+        if loadgen >= 0.85:
+            return f"the load generator: wrk's core was {loadgen:.0%} busy"
+        return (
+            f"waiting, not CPU: the server's core was only {server:.0%} busy"
+            f" (fsync of 4 KiB takes {self.fsync_ms:.2f} ms on this disk)"
         )
 
-    def target(self, name: str, goal: str, measured: str, met: bool) -> None:
-        self.targets.append((name, goal, measured, "met" if met else "**missed**"))
+    # -- the scenarios ---------------------------------------------------------
 
-    def render(self, machine: str, versions: str) -> str:
-        lines = [
-            "# Benchmarks",
-            "",
-            "Written by `make bench` (bench/run.py); do not edit by hand. "
-            f"{'QUICK run (BENCH_QUICK=1): 1 run of 2 s, 10,000 queues. ' if QUICK else ''}"
-            f"Each figure is the median of {RUNS} wrk run(s) of {SECONDS} s with "
-            f"{CONNECTIONS} keep-alive connections; the server runs on core 0 "
-            "(`taskset -c 0`), wrk on core 1. Compare figures as ratios within this run: "
-            "the machine is shared and noisy.",
-            "",
-            "## Machine and versions",
-            "",
-            machine,
-            "",
-            versions,
-            "",
-            "## Targets (SQLite, one server process)",
-            "",
-            "| target | goal | measured | |",
-            "| --- | --- | --- | --- |",
-            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.targets],
-            "",
-            "## Figures",
-            "",
-            "| scenario | throughput | p50 ms | p99 ms | errors |",
-            "| --- | --- | --- | --- | --- |",
-            *[f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in self.rows],
-            "",
-            "## Notes",
-            "",
-            *[f"- {n}" for n in self.notes],
-            "",
-            "## Commands",
-            "",
-            "```",
-            *self.commands,
-            "```",
-            "",
-        ]
-        return "\n".join(lines)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"- {cpu}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB, "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
-def versions() -> str:
-    from importlib.metadata import version
-
-    wrk_version = subprocess.run(
-        ["wrk", "-v"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()
-    return (
-        f"- Python {platform.python_version()}, granian {version('granian')}, "
-        f"Starlette {version('starlette')}, msgspec {version('msgspec')}, "
-        f"SQLite {sqlite3.sqlite_version}, cassandra-driver {version('cassandra-driver')}, "
-        f"Cassandra {cassandra_runner().CASSANDRA_VERSION}, "
-        f"{wrk_version[0] if wrk_version else 'wrk'}"
-    )
-
-
-def median(measure: Callable[[], Figures]) -> Figures:
-    """Run ``measure`` RUNS times; the median of each figure."""
-    runs = [measure() for _ in range(RUNS)]
-    return Figures(
-        rps=statistics.median(r.rps for r in runs),
-        p50=statistics.median(r.p50 for r in runs),
-        p99=statistics.median(r.p99 for r in runs),
-        errors=sum(r.errors for r in runs),
-    )
-
-
-def load(report: Report, server: Running, script: Path, path: str) -> Figures:
-    url = f"{server.url}{path}"
-    report.commands.append(
-        f"taskset -c 1 wrk -t1 -c{CONNECTIONS} -d{SECONDS}s --latency -s {script.name} {url}"
-    )
-    return median(lambda: wrk(url, script, SECONDS, CONNECTIONS))
-
-
-def sqlite_section(report: Report, work: Path) -> float:
-    """Baseline, single and batch posts, reads, mixed load. Returns the weak POST rate."""
-    post = lua.post(work, "k1")
-    get = lua.get(work, "k1")
-    batch = lua.batch(work, "k1", 100)
-
-    with baseline(work) as base:
-        report.commands.insert(0, "taskset -c 0 granian --interface asgi bench.baseline_app:app")
-        bare = load(report, base, post, "/v1/app/q")
-    report.add("bare baseline (granian + Starlette, constant JSON)", bare)
-
-    with queuey(work, f"sqlite:///{work / 'main.db'}", "k1") as server:
-        report.commands.insert(1, "taskset -c 0 queuey serve --config bench.toml")
-        server.create("weak", "weak")
-        server.create("strong", "strong")
-        weak = load(report, server, post, "/v1/app/weak")
-        strong = load(report, server, post, "/v1/app/strong")
-        batched = load(report, server, batch, "/v1/app/weak")
-        read10 = load(report, server, get, "/v1/app/weak?limit=10")
-        read100 = load(report, server, get, "/v1/app/weak?limit=100")
-        half = weak.rps / 2
-        mixed_script = lua.mixed(work, "k1", half, CONNECTIONS)
-        mixed = load(report, server, mixed_script, "/v1/app/weak")
-    report.add("POST one 140-byte message, weak queue", weak)
-    report.add("POST one 140-byte message, strong queue (fsynced)", strong)
-    report.add("POST batch of 100 messages, weak (messages/s)", batched, "msg/s", 100)
-    report.add("GET range, limit 10", read10)
-    report.add("GET range, limit 100", read100)
-    report.add(f"mixed POST/GET at half the POST maximum ({half:,.0f} req/s offered)", mixed)
-
-    report.target(
-        "single POST vs bare baseline", ">= 50%", f"{weak.rps / bare.rps:.0%}",
-        weak.rps >= 0.5 * bare.rps,
-    )  # fmt: skip
-    report.target(
-        "strong POST vs weak POST", ">= 80%", f"{strong.rps / weak.rps:.0%}",
-        strong.rps >= 0.8 * weak.rps,
-    )  # fmt: skip
-    report.target(
-        "batch POST", ">= 150,000 msg/s", f"{batched.rps * 100:,.0f} msg/s",
-        batched.rps * 100 >= 150_000,
-    )  # fmt: skip
-    report.target(
-        "GET limit 10 vs bare baseline", ">= 50%", f"{read10.rps / bare.rps:.0%}",
-        read10.rps >= 0.5 * bare.rps,
-    )  # fmt: skip
-    report.target(
-        "p99 at half the maximum rate", "<= 10 ms", f"{mixed.p99:.2f} ms", mixed.p99 <= 10
-    )
-    return weak.rps
-
-
-def many_queues_section(report: Report, work: Path) -> None:
-    """POST and GET with 1,000 and with MANY queues in the store."""
-    results: dict[int, tuple[Figures, Figures, float]] = {}
-    for count in (1_000, MANY):
-        db = work / f"many-{count}.db"
-        began = time.perf_counter()
-        prefill_sqlite(db, "app", count)
-        report.notes.append(
-            f"Filled a SQLite file with {count:,} queues directly in "
-            f"{time.perf_counter() - began:.1f} s (bench/servers.py prefill_sqlite)."
+    def single_server(self, fleet: Fleet) -> list[Scenario]:
+        """Baseline, posts, batches, reads and the mixed load on one server."""
+        s = self.settings
+        base = fleet.baseline()
+        self.report.server("bare baseline", base.shell)
+        main = fleet.queuey("queuey-main", f"sqlite:///{s.work / 'main.db'}", APP, KEY)
+        self.report.server("Queuey (SQLite)", main.shell)
+        for name, consistency in [
+            ("weak", "weak"), ("strong", "strong"), ("batch", "weak"), ("batchstrong", "strong"),
+            ("read", "weak"), ("mixed", "weak"),
+        ]:  # fmt: skip
+            fill.create_queue(main.url, APP, KEY, name, consistency)
+        fill.post_messages(main.url, APP, KEY, "read", 1000, SIZE)
+        fill.post_messages(main.url, APP, KEY, "mixed", 100, SIZE)
+        self.report.note(
+            "Queues of the single-server figures are created through HTTP; `read` holds 1,000"
+            f" messages of {SIZE} bytes, `mixed` starts with 100."
         )
-        post = lua.post_random(work, "k1", count)
-        get = lua.get_random(work, "k1", count)
-        with queuey(work, f"sqlite:///{db}", "k1") as server:
-            posted = load(report, server, post, "/")
-            read = load(report, server, get, "/")
-            rss = server.rss_mb()
-        results[count] = (posted, read, rss)
-        report.add(f"POST to a random one of {count:,} queues", posted)
-        report.add(f"GET limit 10 from a random one of {count:,} queues", read)
-        report.notes.append(f"Server resident memory with {count:,} queues: {rss:.0f} MB.")
-    small_post, small_read, _ = results[1_000]
-    big_post, big_read, big_rss = results[MANY]
-    label = f"{MANY:,} queues"
-    report.target(
-        f"{label}: POST throughput vs 1,000 queues", ">= 90%",
-        f"{big_post.rps / small_post.rps:.0%}", big_post.rps >= 0.9 * small_post.rps,
-    )  # fmt: skip
-    report.target(
-        f"{label}: GET throughput vs 1,000 queues", ">= 90%",
-        f"{big_read.rps / small_read.rps:.0%}", big_read.rps >= 0.9 * small_read.rps,
-    )  # fmt: skip
-    report.target(
-        f"{label}: POST p99 vs p50", "<= 3x", f"{big_post.p99 / max(big_post.p50, 1e-9):.1f}x",
-        big_post.p99 <= 3 * big_post.p50,
-    )  # fmt: skip
-    report.target(f"{label}: resident memory", "<= 200 MB", f"{big_rss:.0f} MB", big_rss <= 200)
-
-
-def cassandra_section(report: Report, work: Path, sqlite_weak: float) -> None:
-    """POST and GET on one Cassandra node, as ratios to SQLite in this run; many queues."""
-    runner = cassandra_runner()
-    if not (shutil.which("java") and shutil.which("mvn")):
-        report.notes.append("Cassandra skipped: java and mvn are needed (scripts/cassandra.py).")
-        return
-    already = runner.is_up(1)
-    if not already:
-        runner.start(nodes=1)
-    try:
-        keyspace = f"bench_{int(time.time())}"
-        url = f"cassandra://127.0.0.1/{keyspace}?replication=1"
-        post = lua.post(work, "k1")
-        get = lua.get(work, "k1")
-        with queuey(work, url, "k1") as server:
-            server.create("weak", "weak")
-            server.create("strong", "strong")
-            weak = load(report, server, post, "/v1/app/weak")
-            strong = load(report, server, post, "/v1/app/strong")
-            read10 = load(report, server, get, "/v1/app/weak?limit=10")
-        report.add("Cassandra (1 node): POST one message, weak (ONE)", weak)
-        report.add("Cassandra (1 node): POST one message, strong (QUORUM)", strong)
-        report.add("Cassandra (1 node): GET range, limit 10", read10)
-        report.notes.append(
-            f"Cassandra weak POST is {weak.rps / sqlite_weak:.0%} of SQLite weak POST in this run "
-            "(server and Cassandra share core 0 and the machine's 2 cores)."
+        post = (f"size={SIZE}", "method=POST")
+        scenarios = [
+            self.scenario("baseline", "bare baseline: GET, constant JSON", base,
+                          self.load(base, f"/v1/{APP}/read?limit=10", "static.lua")),
+            self.scenario("baseline-post", f"bare baseline: POST {SIZE} bytes, constant JSON",
+                          base, self.load(base, f"/v1/{APP}/weak", "static.lua", *post)),
+            self.scenario("post-weak", f"POST one {SIZE}-byte message, weak queue", main,
+                          self.load(main, f"/v1/{APP}/weak", "static.lua", *post)),
+            self.scenario("post-strong", f"POST one {SIZE}-byte message, strong queue", main,
+                          self.load(main, f"/v1/{APP}/strong", "static.lua", *post)),
+            self.scenario("batch-weak", f"POST a batch of 100 {SIZE}-byte messages, weak queue",
+                          main, self.load(main, f"/v1/{APP}/batch", "static.lua", *post,
+                                          "batch=100"), per_request=100),
+            self.scenario("batch-strong",
+                          f"POST a batch of 100 {SIZE}-byte messages, strong queue", main,
+                          self.load(main, f"/v1/{APP}/batchstrong", "static.lua", *post,
+                                    "batch=100"), per_request=100),
+            self.scenario("read-10", "GET a range, limit 10", main,
+                          self.load(main, f"/v1/{APP}/read?limit=10", "static.lua"),
+                          per_request=10),
+            self.scenario("read-100", "GET a range, limit 100", main,
+                          self.load(main, f"/v1/{APP}/read?limit=100", "static.lua"),
+                          per_request=100),
+            self.scenario("mixed-max", "mixed: POST and GET limit 10 alternately, flat out",
+                          main, self.load(main, "/", "dynamic.lua", "mode=mixed",
+                                          f"path=/v1/{APP}/mixed", "limit=10", f"size={SIZE}")),
+        ]  # fmt: skip
+        self.measure(scenarios)
+        rate = scenarios[-1].rps / 2
+        half = self.scenario(
+            "mixed-half",
+            f"mixed: POST and GET limit 10 alternately, paced at {rate:,.0f} req/s",
+            main,
+            self.load(main, "/", "paced.lua", "mode=mixed", f"path=/v1/{APP}/mixed",
+                      "limit=10", f"size={SIZE}", f"rate={rate:.0f}"),
+        )  # fmt: skip
+        self.measure([half])
+        late = sum(r.extra.get("late_sends", 0) for r in half.runs)
+        sent = sum(r.extra.get("paced_sends", 0) for r in half.runs)
+        worst = max((r.extra.get("late_ms_max", 0) for r in half.runs), default=0)
+        self.report.note(
+            f"Paced mixed load: wrk has no fixed-rate mode and wrk2 is not in Debian, so"
+            f" bench/lua/paced.lua schedules one send every 1/{rate:,.0f} s with wrk's delay()."
+            f" {late:,.0f} of {sent:,.0f} sends left more than 1 ms after their slot"
+            f" (worst {worst:.1f} ms); latency is timed from the send, so time spent behind"
+            " schedule (coordinated omission) would not show in p99."
         )
-        from bench.cassandra_many import many_queues
+        self.report.memory("bare baseline, after its runs", base.rss_mb(), base.peak_rss_mb())
+        self.report.memory("Queuey, single-server figures", main.rss_mb(), main.peak_rss_mb())
+        return [*scenarios, half]
 
-        for line in many_queues(url, MANY if not QUICK else 10_000):
-            report.notes.append(line)
-    finally:
-        if not already:
-            runner.stop()
+    def single_targets(self) -> None:
+        g = self.scenarios
+        base, weak, strong = g["baseline"], g["post-weak"], g["post-strong"]
+        batch, read, half = g["batch-weak"], g["read-10"], g["mixed-half"]
+        ratio = weak.rps / base.rps
+        self.target("single POST vs bare baseline", ">= 50%",
+                    f"{ratio:.0%} ({weak.rps:,.0f} vs {base.rps:,.0f} req/s)", ratio >= 0.5,
+                    weak)  # fmt: skip
+        ratio = strong.rps / weak.rps
+        self.target("strong POST vs weak POST", ">= 80%",
+                    f"{ratio:.0%} ({strong.rps:,.0f} vs {weak.rps:,.0f} req/s)", ratio >= 0.8,
+                    strong)  # fmt: skip
+        self.target("batch POST (100 per request, weak)", ">= 150,000 msg/s",
+                    f"{batch.messages:,.0f} msg/s", batch.messages >= 150_000,
+                    batch)  # fmt: skip
+        ratio = read.rps / base.rps
+        self.target("GET range limit 10 vs bare baseline", ">= 50%",
+                    f"{ratio:.0%} ({read.rps:,.0f} vs {base.rps:,.0f} req/s)", ratio >= 0.5,
+                    read)  # fmt: skip
+        offered = half.rps
+        self.target("mixed load at half the maximum rate: p99", "<= 10 ms",
+                    f"{half.p99:.2f} ms (p50 {half.p50:.2f} ms at {offered:,.0f} req/s)",
+                    half.p99 <= 10, half, latency=True)  # fmt: skip
+
+    def many_queues(self, fleet: Fleet) -> list[Scenario]:
+        """POST and GET to random queues of stores with ``queues`` queues each."""
+        s = self.settings
+        servers: dict[int, Server] = {}
+        for count in s.queues:
+            db = s.work / f"queues-{count}.db"
+            self.log(f"filling {db.name} with {count:,} queues")
+            took = fill.fill_queues(db, APP, count, "weak", 1, SIZE)
+            self.report.note(
+                f"{count:,} weak queues, one {SIZE}-byte message each, written straight into"
+                f" the SQLite file ({db.stat().st_size / 1e6:,.1f} MB) in {took:.1f} s"
+                " (bench/fill.py) before the server started."
+            )
+            servers[count] = fleet.queuey(f"queuey-{count}", f"sqlite:///{db}", APP, KEY)
+            self.report.server(f"Queuey, {count:,} queues", servers[count].shell)
+        reads, posts = [], []
+        for count, server in servers.items():
+            path = f"path=/v1/{APP}/{fill.QUEUE_NAME}"
+            reads.append(self.scenario(
+                f"read-{count}", f"GET limit 10 from a random one of {count:,} queues", server,
+                self.load(server, "/", "dynamic.lua", "mode=read", path, f"queues={count}",
+                          "limit=10")))  # fmt: skip
+            posts.append(self.scenario(
+                f"post-{count}", f"POST one {SIZE}-byte message to a random one of {count:,}"
+                " queues", server,
+                self.load(server, "/", "dynamic.lua", "mode=post", path, f"queues={count}",
+                          f"size={SIZE}")))  # fmt: skip
+        # Reads first: posts would give the smaller store more messages per queue.
+        self.measure(reads)
+        self.measure(posts)
+        for count, server in servers.items():
+            self.report.memory(f"Queuey, {count:,} queues", server.rss_mb(), server.peak_rss_mb())
+        return reads + posts
+
+    def many_targets(self, fleet: Fleet) -> None:
+        counts = self.settings.queues
+        if len(counts) < 2:
+            return
+        small, big = counts[0], counts[-1]
+        label = f"{big:,} queues"
+        for kind in ("post", "read"):
+            few, many = self.scenarios[f"{kind}-{small}"], self.scenarios[f"{kind}-{big}"]
+            verb = "POST" if kind == "post" else "GET"
+            ratio = many.rps / few.rps
+            self.target(f"{label}: {verb} throughput vs {small:,} queues", ">= 90%",
+                        f"{ratio:.0%} ({many.rps:,.0f} vs {few.rps:,.0f} req/s)",
+                        ratio >= 0.9, many)  # fmt: skip
+            spread = many.p99 / max(many.p50, 1e-9)
+            self.target(f"{label}: {verb} p99 vs p50", "<= 3x",
+                        f"{spread:.1f}x (p50 {many.p50:.2f} ms, p99 {many.p99:.2f} ms)",
+                        spread <= 3, many)  # fmt: skip
+        server = next(s for s in fleet.servers if s.name == f"queuey-{big}")
+        rss = server.rss_mb()
+        self.target(f"{label}: server resident memory (VmRSS, all processes)", "<= 200 MB",
+                    f"{rss:,.0f} MB (peak {server.peak_rss_mb():,.0f} MB)", rss <= 200,
+                    None)  # fmt: skip
+
+    def profiles(self) -> None:
+        """Profile each scenario behind a missed target, while its server still runs."""
+        s = self.settings
+        for key in self.report.missed_scenarios():
+            scenario = self.scenarios[key]
+            if key in self.report.profiles or scenario.server.process is None:
+                continue
+            self.log(f"profiling {scenario.title}")
+            output = s.work / f"profile-{key}.txt"
+            try:
+                found = profiling.record(scenario.server, scenario.load, s.profile_seconds, output)
+            except (RuntimeError, OSError) as exc:
+                self.report.note(f"Profiling {scenario.title} failed: {exc}")
+                continue
+            self.report.profile(key, scenario.title, found)
+
+    # -- the whole run ---------------------------------------------------------
+
+    def run(self) -> None:
+        s = self.settings
+        wrk.ensure_wrk()
+        shutil.rmtree(s.work, ignore_errors=True)
+        s.work.mkdir(parents=True)
+        self.report.settings(
+            runs=s.runs, seconds=s.seconds, warmup=s.warmup, connections=s.connections,
+            server_cores=self.server_cores, loadgen_cores=self.loadgen_cores,
+        )  # fmt: skip
+        if s.wait > 0:
+            self.log(f"waiting up to {s.wait:g} s for other processes to quieten down")
+        waited, load = machine.wait_for_quiet(s.wait)
+        self.report.background(waited, load)
+        self.fsync_ms = machine.fsync_ms(s.work)
+        self.report.fsync(self.fsync_ms)
+        began = time.monotonic()
+        with Fleet(s.work, self.server_cores) as fleet:
+            self.report.figures("One server", rows(self.single_server(fleet)))
+            self.single_targets()
+            if s.profile:
+                self.profiles()
+        with Fleet(s.work, self.server_cores) as fleet:
+            self.report.figures("Many queues in the store", rows(self.many_queues(fleet)))
+            self.many_targets(fleet)
+            if s.profile:
+                self.profiles()
+        if s.cassandra:
+            from bench.on_cassandra import measure
+
+            measure(self)
+        if self.rerun:
+            self.report.note(
+                f"{self.rerun} run(s) were run again because other processes took more than"
+                f" {s.max_other:g} cores meanwhile ({self.noise_spent:.0f} s spent on that);"
+                " a figure whose `other cores` is still above that had no quiet spell in time."
+            )
+        self.report.elapsed(time.monotonic() - began, machine.background_cores(1.0))
+
+
+def rows(scenarios: list[Scenario]) -> list[report.Row]:
+    """The report's rows: each scenario's medians."""
+    return [
+        report.Row(
+            title=s.title,
+            rps=s.rps,
+            messages=s.messages if s.per_request != 1 else None,
+            p50=s.p50,
+            p99=s.p99,
+            server_cores=s.server_cores,
+            other_cores=s.other_cores,
+            errors=s.errors,
+            runs=tuple(r.rps for r in s.runs),
+        )
+        for s in scenarios
+    ]
+
+
+def _stop_on_signal(number: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + number)
 
 
 def main() -> int:
-    ensure_wrk()
-    report = Report()
-    with tempfile.TemporaryDirectory(prefix="queuey-bench-") as tmp:
-        work = Path(tmp)
-        weak = sqlite_section(report, work)
-        many_queues_section(report, work)
-        cassandra_section(report, work, weak)
-        text = report.render(machine(), versions())
-    (ROOT / "BENCHMARKS.md").write_text(text)
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `with Fleet` stops its servers.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
+    settings = Settings.from_environment()
+    bench = Bench(settings)
+    bench.run()
+    text = bench.report.render(machine.describe(), machine.versions())
+    settings.output.write_text(text, encoding="utf-8")
     print(text)
+    print(f"Wrote {settings.output.relative_to(ROOT)}")
     return 0
 
 

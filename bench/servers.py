@@ -1,23 +1,24 @@
-"""Servers for the benchmark, started pinned to core 0 and always stopped."""
+"""The servers the bench measures: started pinned to a core, always stopped.
+
+Each server runs in its own session (process group), so stopping it stops
+granian's workers too, and nothing else. :class:`Fleet` stops every server
+it started when its ``with`` block ends, also on errors and on Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
+import shlex
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import TracebackType
 
 import httpx
-
-from queuey.storage.sqlite_schema import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,114 +30,156 @@ def free_port() -> int:
         return port
 
 
-class Running:
-    """A server process (group) on a port."""
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, key: str) -> None:
-        self.process = process
+
+def _status_kib(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """One server command, pinned with ``taskset`` when ``cores`` is given."""
+
+    def __init__(
+        self, name: str, command: list[str], port: int, log: Path, cores: str | None
+    ) -> None:
+        self.name = name
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.key = key
+        self.log = log
+        self.command = (["taskset", "-c", cores] if cores else []) + command
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def create(self, name: str, consistency: str) -> None:
-        response = httpx.post(
-            f"{self.url}/v1/app",
-            json={"queue_name": name, "consistency": consistency},
-            headers={"Authorization": f"Application {self.key}"},
-            timeout=60,
+    @property
+    def shell(self) -> str:
+        """The command as one would type it in the repository's folder."""
+        return shlex.join(
+            os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in self.command
         )
-        response.raise_for_status()
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and its worker processes, in MB."""
-        pids = [self.process.pid]
-        with contextlib.suppress(FileNotFoundError):
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-            pids += [int(p) for p in children.read_text().split()]
-        total = 0
-        for pid in pids:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        return total / 1024
-
-
-@contextlib.contextmanager
-def _process(command: list[str], port: int, key: str, log: Path) -> Iterator[Running]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["taskset", "-c", "0", *command], stdout=out, stderr=subprocess.STDOUT,
-            cwd=ROOT, start_new_session=True,
-        )  # fmt: skip
-    running = Running(process, port, key)
-    try:
-        deadline = time.monotonic() + 120
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text()}")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{running.url}/__lbheartbeat__", timeout=1).status_code in (200, 404):
-                    break
+                if httpx.get(f"{self.url}/__lbheartbeat__", timeout=1).status_code == 200:
+                    return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not answer: {log.read_text()}")
-            time.sleep(0.2)
-        yield running
-    finally:
+                raise RuntimeError(
+                    f"{self.name} did not answer in {timeout}s: {self.log.read_text()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after 20 s."""
+        process = self.process
+        if process is None:
+            return
+        self.process = None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(30)
+            process.wait(20)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # Workers that outlived their parent are still in the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} is not running"
+        return self.process.pid
+
+    def pids(self) -> list[int]:
+        """The server's process and its workers."""
+        return descendants(self.pid)
+
+    def rss_mb(self) -> float:
+        """Resident memory now (VmRSS), all the server's processes summed, in MB (10^6 bytes)."""
+        return sum(_status_kib(p, "VmRSS") for p in self.pids()) * 1024 / 1e6
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory (VmHWM), all the server's processes summed, in MB."""
+        return sum(_status_kib(p, "VmHWM") for p in self.pids()) * 1024 / 1e6
 
 
-@contextlib.contextmanager
-def baseline(work: Path) -> Iterator[Running]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-        "--port", str(port), "--no-ws", "bench.baseline_app:app",
-    ]  # fmt: skip
-    with _process(command, port, "", work / "baseline.log") as running:
-        yield running
+class Fleet:
+    """Starts servers and stops all of them when the ``with`` block ends, however it ends."""
 
+    def __init__(self, work: Path, cores: str | None) -> None:
+        self.work = work
+        self.cores = cores
+        self.servers: list[Server] = []
 
-@contextlib.contextmanager
-def queuey(work: Path, storage_url: str, key: str) -> Iterator[Running]:
-    port = free_port()
-    config = work / f"queuey-{port}.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[storage]\nurl = "{storage_url}"\n\n'
-        f'[application_keys]\napp = ["{key}"]\n'
-    )
-    command = [sys.executable, "-m", "queuey.cli", "serve", "--config", str(config)]
-    with _process(command, port, key, work / f"queuey-{port}.log") as running:
-        yield running
+    def __enter__(self) -> Fleet:
+        return self
 
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop_all()
 
-def prefill_sqlite(path: Path, app: str, count: int) -> None:
-    """Create ``count`` weak queues ``q1``..``q<count>`` directly in a SQLite file."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    migrate(conn)
-    conn.execute("BEGIN")
-    now = time.time()
-    conn.executemany(
-        "INSERT INTO queues (app, name, partitions, type, consistency, principles, created)"
-        " VALUES (?, ?, 1, 'user', 'weak', '', ?)",
-        ((app, f"q{i}", now) for i in range(1, count + 1)),
-    )
-    conn.execute("COMMIT")
-    conn.close()
+    def stop_all(self) -> None:
+        while self.servers:
+            self.servers.pop().stop()
 
+    def _start(self, server: Server) -> Server:
+        self.servers.append(server)  # before start(): a server that fails to answer is stopped too
+        server.start()
+        return server
 
-def cassandra_runner() -> ModuleType:
-    """scripts/cassandra.py as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "cassandra_runner", ROOT / "scripts" / "cassandra.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    def baseline(self) -> Server:
+        """bench/baseline_app.py on a free port."""
+        port = free_port()
+        command = [sys.executable, "-m", "bench.baseline_app", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", "1"]  # fmt: skip
+        return self._start(
+            Server("baseline", command, port, self.work / "baseline.log", self.cores)
+        )
+
+    def queuey(self, name: str, storage_url: str, app: str, key: str) -> Server:
+        """``queuey serve`` with one worker on ``storage_url``, one application and key."""
+        port = free_port()
+        config = self.work / f"{name}.toml"
+        config.write_text(
+            f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 1\n\n'
+            f'[storage]\nurl = "{storage_url}"\n\n'
+            f'[application_keys]\n{app} = ["{key}"]\n',
+            encoding="utf-8",
+        )
+        command = [str(Path(sys.executable).parent / "queuey"), "serve", "--config", str(config),
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+        return self._start(Server(name, command, port, self.work / f"{name}.log", self.cores))

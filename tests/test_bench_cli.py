@@ -1,50 +1,181 @@
-"""`queuey bench` against a real `queuey serve` process."""
+"""`queuey bench` against a real `queuey serve` process, plus its small parts."""
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
+from queuey.bench import Progress, message_body, percentile
+from queuey.cli import main
 from tests.conftest import APP1, ROOT, Server, write_config
 
 
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "queuey.cli", "bench", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+@pytest.fixture
+def server(tmp_path: Path, serve: type[Server]) -> Server:
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
+    return serve(config).start()
+
+
+def bench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run `queuey bench ARGS` in this process; its exit status and summary."""
+    capsys.readouterr()
+    status = main(["bench", *args])
+    return status, capsys.readouterr().out
+
+
+def figure(summary: str, label: str) -> str:
+    """The text after ``label:`` in a summary."""
+    found = re.search(rf"^{label}:\s+(.*)$", summary, re.MULTILINE)
+    assert found, summary
+    return found.group(1)
+
+
+def stored(server: Server, queue: str, partitions: str = "1") -> list[dict[str, str]]:
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        response = http.get(f"/v1/app1/{queue}", params={"limit": 1000, "partitions": partitions})
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, str]] = response.json()["messages"]
+    return messages
+
+
+def test_posts_then_reads_back(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    common = [server.url, "--app", "app1", "--key", "key1", "--queue", "load"]
+
+    status, out = bench(capsys, *common, "--create", "--messages", "200", "--concurrency", "8")
+    assert status == 0, out
+    assert figure(out, "posted").startswith("200 messages in 200 requests, ")
+    assert figure(out, "errors") == "0"
+    assert re.fullmatch(r"[\d,.]+ requests/s, [\d,.]+ messages/s", figure(out, "rate"))
+    assert re.fullmatch(
+        r"p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", figure(out, "latency")
     )
 
+    status, out = bench(capsys, *common, "--messages", "100", "--batch", "30", "--size", "64")
+    assert status == 0, out
+    assert figure(out, "posted").startswith("100 messages in 4 requests, ")
 
-def test_bench_posts_and_reads_back(tmp_path: Path, serve: type[Server]) -> None:
-    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
-    server = serve(config).start()
-    common = [server.url, "--app", "app1", "--key", "key1", "--queue", "load"]
-    posted = bench(*common, "--create", "--messages", "150", "--size", "64", "--concurrency", "8")
-    assert posted.returncode == 0, posted.stderr
-    assert "posted 150 messages in 150 requests" in posted.stdout
-    assert "errors: 0" in posted.stdout
-    batched = bench(*common, "--messages", "50", "--batch", "25")
-    assert "posted 50 messages in 2 requests" in batched.stdout
-    read = bench(*common, "--read", "--messages", "1000", "--page", "40")
-    assert read.returncode == 0, read.stderr
-    assert "read 200 messages" in read.stdout
+    status, out = bench(capsys, *common, "--read", "--batch", "40")
+    assert status == 0, out
+    # 300 messages, 40 a page: 8 pages, the last one short.
+    assert figure(out, "read").startswith("300 messages in 8 requests, ")
+    assert figure(out, "repeats") == "0"
+    assert figure(out, "errors") == "0"
+
+    # Two readers, each stopping after 50 messages.
+    status, out = bench(
+        capsys, *common, "--read", "--batch", "1", "--concurrency", "2", "--messages", "50"
+    )
+    assert status == 0, out
+    assert figure(out, "read").startswith("100 messages in 100 requests, ")
+
+    # Really in the queue, in posting order within each run.
+    messages = stored(server, "load")
+    assert len(messages) == 300
+    assert Counter(len(m["body"]) for m in messages) == {140: 200, 64: 100}
+    assert {m["body"] for m in messages} == {message_body(i, 140) for i in range(200)} | {
+        message_body(i, 64) for i in range(100)
+    }
+
+
+def test_reads_every_partition(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     with httpx.Client(base_url=server.url, headers=APP1) as http:
-        stored = http.get("/v1/app1/load", params={"limit": 1000}).json()["messages"]
-    assert len(stored) == 200
-    assert {len(m["body"]) for m in stored} == {64, 140}
+        assert http.post("/v1/app1", json={"queue_name": "parts", "partitions": 3}).is_success
+        for i in range(30):
+            posted = http.post(
+                "/v1/app1/parts", content=f"m{i}", headers={"X-Partition": "123"[i % 3]}
+            )
+            assert posted.status_code == 201
+    status, out = bench(
+        capsys, server.url, "--app", "app1", "--key", "key1", "--queue", "parts", "--read",
+        "--batch", "4",
+    )  # fmt: skip
+    assert status == 0, out
+    # Per partition: 10 messages in pages of 4 -> 3 pages.
+    assert figure(out, "read").startswith("30 messages in 9 requests, ")
+    assert len(stored(server, "parts", "1,2,3")) == 30
 
 
-def test_bench_reports_errors_by_status(tmp_path: Path, serve: type[Server]) -> None:
-    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
-    server = serve(config).start()
-    result = bench(server.url, "--app", "app1", "--key", "key1", "--queue", "missing",
-                   "--messages", "5", "--concurrency", "1")  # fmt: skip
-    assert result.returncode == 1
-    assert "errors: 5 (404: 5)" in result.stdout
+def test_errors_are_counted_by_status(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = bench(
+        capsys, server.url, "--app", "app1", "--key", "key1", "--queue", "missing",
+        "--messages", "5", "--concurrency", "2",
+    )  # fmt: skip
+    assert status == 1
+    assert figure(out, "posted").startswith("0 messages in 5 requests")
+    assert figure(out, "errors") == "5 (404: 5)"
+
+    status, out = bench(
+        capsys, server.url, "--app", "app1", "--key", "wrong", "--queue", "x", "--messages", "3"
+    )
+    assert status == 1
+    assert figure(out, "errors") == "3 (401: 3)"
+
+
+def test_as_a_command(server: Server) -> None:
+    """The installed command line: a queue made by --create, weak, posted in batches."""
+    result = subprocess.run(
+        [sys.executable, "-m", "queuey.cli", "bench", server.url, "--app", "app1",
+         "--key", "key1", "--queue", "cmd", "--create", "--consistency", "weak",
+         "--messages", "250", "--batch", "100", "--concurrency", "3"],
+        check=False, capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert figure(result.stdout, "posted").startswith("250 messages in 3 requests, ")
+    assert result.stderr == ""  # no terminal, no progress bar
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        listing = http.get("/v1/app1", params={"details": "1", "offset": "cmd", "limit": "1"})
+    assert listing.json()["queues"][0]["consistency"] == "weak"
+    assert len(stored(server, "cmd")) == 250
+
+
+def test_unreachable_server_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        ["bench", "http://127.0.0.1:9", "--app", "a", "--key", "k", "--queue", "q", "--create"]
+    )
+    assert status == 1
+    assert capsys.readouterr().err.startswith("queuey bench: cannot reach http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("flag", [["--batch", "1001"], ["--messages", "0"], ["--size", "x"]])
+def test_bad_options_are_usage_errors(flag: list[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "http://h", "--app", "a", "--key", "k", "--queue", "q", *flag])
+    assert stopped.value.code == 2
+
+
+def test_progress_bar_redraws_one_line() -> None:
+    stream = io.StringIO()
+    bar = Progress(stream)
+    bar.start(200)
+    bar.advance(100, errors=2)
+    bar.close()
+    lines = stream.getvalue().split("\r")
+    assert lines[0] == ""
+    assert lines[1].startswith("[------------------------------]   0% 0/200 messages")
+    assert lines[-1].startswith("[###############---------------]  50% 100/200 messages")
+    assert lines[-1].rstrip().endswith("errors 2")
+    assert stream.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    off = Progress(quiet, enabled=False)
+    off.start(10)
+    off.advance(10)
+    off.close()
+    assert quiet.getvalue() == ""
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) == 0.0
+    assert message_body(12, 6) == "12:xxx"
+    assert message_body(123456, 3) == "123"

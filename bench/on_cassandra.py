@@ -1,0 +1,77 @@
+"""Optional (``BENCH_CASSANDRA=1``): Queuey on one local Cassandra node.
+
+The node comes from scripts/cassandra.py (java and mvn needed); one already
+running is reused and left running. Figures are for orientation: the node
+shares the machine's two cores with the server and wrk, so they are not
+compared with targets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import time
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from bench.servers import ROOT, Fleet
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+
+def cassandra_runner() -> ModuleType:
+    """scripts/cassandra.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "cassandra_runner", ROOT / "scripts" / "cassandra.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(bench: Bench) -> None:
+    """POST (weak, strong) and GET limit 10 on one node, then many queues."""
+    from bench.run import APP, KEY, SIZE, rows
+
+    if not (shutil.which("java") and shutil.which("mvn")):
+        bench.report.note("Cassandra skipped: java and mvn are needed (scripts/cassandra.py).")
+        return
+    runner = cassandra_runner()
+    already = runner.is_up(1)
+    if not already:
+        runner.start(nodes=1)
+    try:
+        url = f"cassandra://127.0.0.1/bench_{int(time.time())}?replication=1"
+        with Fleet(bench.settings.work, bench.server_cores) as fleet:
+            server = fleet.queuey("queuey-cassandra", url, APP, KEY)
+            bench.report.server("Queuey (one Cassandra node)", server.shell)
+            from bench import fill
+
+            fill.create_queue(server.url, APP, KEY, "weak", "weak")
+            fill.create_queue(server.url, APP, KEY, "strong", "strong")
+            fill.post_messages(server.url, APP, KEY, "weak", 1000, SIZE)
+            post = (f"size={SIZE}", "method=POST")
+            scenarios = [
+                bench.scenario("cassandra-post-weak", "Cassandra: POST one message, weak (ONE)",
+                               server, bench.load(server, f"/v1/{APP}/weak", "static.lua", *post)),
+                bench.scenario("cassandra-post-strong",
+                               "Cassandra: POST one message, strong (QUORUM)", server,
+                               bench.load(server, f"/v1/{APP}/strong", "static.lua", *post)),
+                bench.scenario("cassandra-read-10", "Cassandra: GET a range, limit 10", server,
+                               bench.load(server, f"/v1/{APP}/weak?limit=10", "static.lua"),
+                               per_request=10),
+            ]  # fmt: skip
+            bench.measure(scenarios)
+            bench.report.figures("One Cassandra node (orientation only)", rows(scenarios))
+        from bench.cassandra_many import many_queues
+
+        count = bench.settings.queues[-1]
+        for line in many_queues(url, count):
+            bench.report.note(line)
+    finally:
+        if not already:
+            runner.stop()

@@ -1,0 +1,228 @@
+"""BENCHMARKS.md: collected while the bench runs, rendered at the end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.profiling import Profile
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: the medians of a scenario's runs."""
+
+    title: str
+    rps: float
+    messages: float | None
+    p50: float
+    p99: float
+    server_cores: float
+    other_cores: float
+    errors: int
+    runs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    goal: str
+    figure: str
+    met: bool
+    scenario: str | None
+    bound: str
+
+
+@dataclass
+class Report:
+    """Everything BENCHMARKS.md says, in the order it was learnt."""
+
+    quick: bool
+    options: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    sections: list[tuple[str, list[Row]]] = field(default_factory=list)
+    servers: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    memories: list[tuple[str, float, float]] = field(default_factory=list)
+    profiles: dict[str, tuple[str, Profile]] = field(default_factory=dict)
+    waited: float = 0.0
+    load_before: float = 0.0
+    load_after: float = 0.0
+    fsync_ms: float = 0.0
+    seconds: float = 0.0
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+
+    # -- collecting ------------------------------------------------------------
+
+    def settings(self, **options: Any) -> None:
+        self.options.update(options)
+
+    def background(self, waited: float, cores: float) -> None:
+        self.waited, self.load_before = waited, cores
+
+    def fsync(self, ms: float) -> None:
+        self.fsync_ms = ms
+
+    def server(self, name: str, command: str) -> None:
+        self.servers.append((name, command))
+
+    def command(self, title: str, command: str) -> None:
+        self.commands.append((title, command))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def memory(self, label: str, rss_mb: float, peak_mb: float) -> None:
+        self.memories.append((label, rss_mb, peak_mb))
+
+    def figures(self, title: str, rows: list[Row]) -> None:
+        self.sections.append((title, rows))
+
+    def target(
+        self, name: str, goal: str, figure: str, met: bool, scenario: str | None, bound: str
+    ) -> None:
+        self.targets.append(Target(name, goal, figure, met, scenario, bound))
+
+    def missed_scenarios(self) -> list[str]:
+        """Scenarios behind missed targets, each once."""
+        found = [t.scenario for t in self.targets if not t.met and t.scenario]
+        return list(dict.fromkeys(found))
+
+    def profile(self, key: str, title: str, profile: Profile) -> None:
+        self.profiles[key] = (title, profile)
+
+    def elapsed(self, seconds: float, load_after: float) -> None:
+        self.seconds, self.load_after = seconds, load_after
+
+    # -- rendering -------------------------------------------------------------
+
+    def render(self, machine: list[str], versions: list[tuple[str, str]]) -> str:
+        o = self.options
+        pinned = (
+            f"the server on core {o['server_cores']} (`taskset -c {o['server_cores']}`),"
+            f" wrk on core {o['loadgen_cores']}"
+            if o.get("server_cores") is not None
+            else "not pinned (taskset or a second core is missing)"
+        )
+        out = [
+            "# Benchmarks",
+            "",
+            f"Written by `make bench` (bench/run.py) on {self.started}; do not edit by hand,"
+            " run it again.",
+        ]
+        if self.quick:
+            out += ["", "**QUICK run (`BENCH_QUICK=1`): a smoke test, not figures to quote.**"]
+        out += [
+            "",
+            f"Each figure is the median of {o['runs']} wrk run(s) of {o['seconds']:g} s"
+            f" ({o['connections']} keep-alive connections, one wrk thread) after a"
+            f" {o['warmup']:g} s warm-up run; runs of figures compared with each other are"
+            f" interleaved. Servers run one process, SQLite storage; {pinned}."
+            " Targets are ratios within this run.",
+            "",
+            "## Machine",
+            "",
+            *[f"- {line}" for line in machine],
+            f"- Disk: {self.fsync_ms:.2f} ms median to write 4 KiB and fdatasync it"
+            " (what a strong POST waits for, once per group commit)",
+            f"- Other processes: {self.load_before:.2f} cores busy when measuring began"
+            f" (after waiting {self.waited:.0f} s for quiet), {self.load_after:.2f} at the end;"
+            " the `other` column shows the most they took during a figure's runs",
+            "",
+            "## Versions",
+            "",
+            *[f"- {name} {value}" for name, value in versions],
+            "",
+            "## Targets",
+            "",
+            "| target | goal | measured | | what bounds it |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for t in self.targets:
+            verdict = "met" if t.met else "**missed**"
+            out.append(f"| {t.name} | {t.goal} | {t.figure} | {verdict} | {t.bound} |")
+        for title, rows in self.sections:
+            out += [
+                "",
+                f"## {title}",
+                "",
+                "| scenario | requests/s | messages/s | p50 ms | p99 ms | server cores"
+                " | other cores | errors | runs (requests/s) |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            ]
+            for r in rows:
+                messages = f"{r.messages:,.0f}" if r.messages is not None else ""
+                runs = ", ".join(f"{v:,.0f}" for v in r.runs)
+                out.append(
+                    f"| {r.title} | {r.rps:,.0f} | {messages} | {r.p50:.2f} | {r.p99:.2f}"
+                    f" | {r.server_cores:.2f} | {r.other_cores:.2f} | {r.errors} | {runs} |"
+                )
+        out += [
+            "",
+            "`server cores`: CPU the server's processes used (1.00 = its core saturated);"
+            " `other cores`: CPU taken by processes that are neither the server nor wrk.",
+            "",
+            "## Memory",
+            "",
+            "Resident memory of the server, all its granian processes summed (VmRSS and peak"
+            " VmHWM from /proc/PID/status), after its runs.",
+            "",
+            "| server | RSS MB | peak MB |",
+            "| --- | ---: | ---: |",
+            *[f"| {label} | {rss:,.0f} | {peak:,.0f} |" for label, rss, peak in self.memories],
+        ]
+        if self.profiles:
+            out += self._profiles()
+        out += [
+            "",
+            "## Notes",
+            "",
+            *[f"- {n}" for n in self.notes],
+            "",
+            "## Commands",
+            "",
+            f"From the repository's folder; the whole bench took {self.seconds / 60:.1f} min.",
+            "",
+            "```sh",
+            *[f"# {name}\n{command}" for name, command in self.servers],
+            "",
+            *[f"# {title}\n{command}" for title, command in self.commands],
+            "```",
+            "",
+        ]
+        return "\n".join(out)
+
+    def _profiles(self) -> list[str]:
+        out = [
+            "",
+            "## Profiles of missed targets",
+            "",
+            "py-spy samples of the server's Python threads under the same load (threads that"
+            " wait — on a socket, a lock, the disk — are not sampled). Busy: share of the"
+            " profile's time a thread was running Python. Self: share of running samples in"
+            " the function itself, any code; total: share of running samples in Queuey's own"
+            " functions and what they called.",
+        ]
+        for _key, (title, profile) in self.profiles.items():
+            out += [
+                "",
+                f"### {title}",
+                "",
+                f"`{profile.command}` — {profile.samples:,} samples, {profile.inside_queuey:.0%}"
+                " of them inside Queuey's code (the rest: the event loop, granian, Starlette"
+                " outside Queuey's middleware).",
+                "",
+                "| thread | busy |",
+                "| --- | ---: |",
+                *[f"| `{name}` | {share:.0%} |" for name, share in profile.thread_busy()[:5]],
+                "",
+                "| self time | | total time, Queuey's code | |",
+                "| --- | ---: | --- | ---: |",
+            ]
+            own = profile.top(profile.own, 12)
+            total = profile.top(profile.total, 12)
+            for (a, x), (b, y) in zip(own, total, strict=False):
+                out.append(f"| `{a}` | {x:.1%} | `{b}` | {y:.1%} |")
+        return out
