@@ -1,4 +1,4 @@
-"""Optional (``BENCH_CASSANDRA=1``): Queuey on one local Cassandra node.
+"""Queuey on one local Cassandra node (skipped with ``BENCH_CASSANDRA=0``).
 
 The node comes from scripts/cassandra.py (java and mvn needed); one already
 running is reused and left running. Figures are for orientation: the node

@@ -21,8 +21,9 @@ Settings (environment variables):
 - ``BENCH_MAX_OTHER`` (0.3): a run during which other processes took more
   than this many cores is run again after waiting for quiet, at most
   ``BENCH_RETRIES`` (2) times, within ``BENCH_NOISE_BUDGET`` (240) seconds in all.
-- ``BENCH_CASSANDRA=1``: also measure one local Cassandra node (needs java
-  and mvn; see scripts/cassandra.py). Off by default: it takes minutes.
+- ``BENCH_CASSANDRA`` (1): also measure one local Cassandra node against
+  SQLite and fill it with as many queues as the largest SQLite store (needs
+  java and mvn; see scripts/cassandra.py); ``0`` skips it, saving minutes.
 - ``BENCH_OUTPUT`` (``BENCHMARKS.md``): where the report goes.
 
 Run as ``python -m bench.run`` or ``python bench/run.py`` from the repository.
@@ -99,7 +100,7 @@ class Settings:
             max_other=_env_float("BENCH_MAX_OTHER", 0.3),
             retries=_env_int("BENCH_RETRIES", 0 if quick else 2),
             noise_budget=_env_float("BENCH_NOISE_BUDGET", 240),
-            cassandra=os.environ.get("BENCH_CASSANDRA", "") == "1",
+            cassandra=os.environ.get("BENCH_CASSANDRA", "1") == "1",
             output=ROOT / os.environ.get("BENCH_OUTPUT", "BENCHMARKS.md"),
             work=ROOT / "var" / "bench",
         )
