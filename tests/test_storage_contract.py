@@ -75,6 +75,15 @@ async def test_keys_increase_and_reads_follow_key_order(storage: Storage) -> Non
     assert since == ["2a", "2b", "3a", "3b", "4a", "4b"]  # inclusive
     # A pure time bound (tail b"") includes every message of that tick.
     assert await bodies(storage, queue, since=MessageKey(keys[4].ts, b"")) == since
+    # Descending scans go back from since, inclusive: paging backwards.
+    back = await bodies(storage, queue, since=keys[5], descending=True, limit=3)
+    assert back == ["2b", "2a", "1b"]
+    assert await bodies(storage, queue, since=keys[0], descending=True) == ["0a"]
+    before_all = MessageKey(keys[0].ts - 1, b"")
+    assert await bodies(storage, queue, since=before_all, descending=True) == []
+    assert await bodies(storage, queue, since=MessageKey(keys[9].ts, b""), descending=True) == [
+        f"{i}{s}" for i in reversed(range(5)) for s in "ba"
+    ]
 
 
 async def test_partitions_are_separate(storage: Storage) -> None:

@@ -171,10 +171,13 @@ class Storage(Protocol):
         limit: int,
         descending: bool,
     ) -> list[Message]:
-        """Up to ``limit`` unexpired messages of one partition with key >= ``since``.
+        """Up to ``limit`` unexpired messages of one partition, scanning from ``since``.
 
-        Sorted by key (descending if asked); ``limit`` keeps the first ones in
-        that order. Messages younger than the queue's settle delay are hidden.
+        Ascending: keys >= ``since``, oldest first. Descending: keys <= ``since``,
+        newest first (a reader pages backwards with the last key it got). A
+        ``since`` with an empty tail is a pure time bound covering its whole
+        tick. ``limit`` keeps the first ones in scan order. Messages younger
+        than the queue's settle delay are hidden.
         """
 
     async def get_messages(

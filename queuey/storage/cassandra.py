@@ -444,15 +444,17 @@ class CassandraStorage:
         qid = uuid.UUID(queue.handle)
         level = self._read_levels[queue.settings.consistency]
         settle = int(self.settle_seconds(queue.settings.consistency) * 10_000_000)
-        upper = _uuid(MessageKey(_clock_now() - settle, MAX_TAIL))
-        if since is None:
-            lower = _uuid(MessageKey(0, MIN_TAIL))
-            first_hour = 0
-        else:
-            lower = _uuid(since if since.tail else MessageKey(since.ts, MIN_TAIL))
-            first_hour = max(_hour(since.ts), 0)
+        newest = MessageKey(_clock_now() - settle, MAX_TAIL)
+        oldest = MessageKey(0, MIN_TAIL)
+        if since is not None and descending:
+            # At or before ``since``, newest first; a pure time bound takes its whole tick.
+            newest = min(newest, since if since.tail else MessageKey(since.ts, MAX_TAIL))
+        elif since is not None:
+            oldest = since if since.tail else MessageKey(since.ts, MIN_TAIL)
+        lower, upper = _uuid(oldest), _uuid(newest)
+        first_hour = max(_hour(oldest.ts), 0)
         hours = [r.hour for r in await self._run("hours_from", (qid, partition, first_hour), level)]
-        last_hour = _hour(upper.time)
+        last_hour = _hour(newest.ts)
         hours = [h for h in hours if h <= last_hour]
         if descending:
             hours.reverse()

@@ -485,8 +485,14 @@ class SQLiteStorage:
         where = ""
         if since is not None:
             # Spelled out rather than as a row value so the primary key drives the seek.
-            where = " AND ts >= ? AND (ts > ? OR tail >= ?)"
-            args = (since.ts, since.ts, since.tail)
+            # Descending scans start at ``since`` and go back: key <= since. A pure
+            # time bound (empty tail) includes every message of its tick either way.
+            if descending:
+                where = " AND ts <= ? AND (ts < ? OR tail <= ?)"
+                args = (since.ts, since.ts, since.tail or b"\xff" * 8)
+            else:
+                where = " AND ts >= ? AND (ts > ? OR tail >= ?)"
+                args = (since.ts, since.ts, since.tail)
         sql = (
             f"{_SELECT_MESSAGE} WHERE qid = ? AND partition = ?{where} AND expires > ?"
             f" ORDER BY ts {order}, tail {order} LIMIT ?"
