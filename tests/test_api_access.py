@@ -99,6 +99,21 @@ async def test_unknown_key_is_401(
     await unchanged(client, target)
 
 
+async def test_several_authorization_headers_count_as_one(
+    client: httpx.AsyncClient, target: tuple[str, str]
+) -> None:
+    """Several Authorization headers are one joined with ";": an unknown key in any is 401."""
+    for second in ("Application wrong", "Basic x; Application wrong"):
+        headers = [("Authorization", "Application key1"), ("Authorization", second)]
+        response = await client.get("/v1/app1", headers=headers)
+        assert set(error(response, 401)) == {"InvalidApplicationKey"}, second
+    # A key in a second header counts too.
+    headers = [("Authorization", "Basic dXNlcjpwdw=="), ("Authorization", "Application key1")]
+    listed = ok(await client.get("/v1/app1", headers=headers))["queues"]
+    assert listed == [{"queue_name": "target"}]
+    await unchanged(client, target)
+
+
 @pytest.mark.parametrize(
     "path", ["/__heartbeat__", "/__lbheartbeat__", "/__version__", "/openapi.json"]
 )

@@ -177,8 +177,16 @@ async def five(client: httpx.AsyncClient) -> tuple[str, list[dict[str, Any]]]:
         ({"limit": 2, "since": "id:1"}, [1, 2]),
         ({"order": "descending"}, [4, 3, 2, 1, 0]),
         ({"order": "descending", "limit": 2}, [4, 3]),
-        ({"order": "descending", "limit": 2, "since": "id:1"}, [4, 3]),
-        ({"order": "descending", "limit": 10, "since": "id:3"}, [4, 3]),
+        # descending with since: at or before it, newest first (paging backwards)
+        ({"order": "descending", "limit": 2, "since": "id:3"}, [3, 2]),
+        ({"order": "descending", "limit": 10, "since": "id:1"}, [1, 0]),
+        ({"order": "descending", "since": "id:0"}, [0]),
+        ({"order": "descending", "since": "ts:2"}, [2, 1, 0]),  # a timestamp: inclusive
+        ({"order": "descending", "since": "ts:2+9"}, [2, 1, 0]),  # extra digits round down
+        ({"order": "descending", "since": "0"}, []),
+        ({"order": "descending", "since": "99999999999"}, [4, 3, 2, 1, 0]),
+        ({"order": "descending", "since": "9" * 5000}, [4, 3, 2, 1, 0]),
+        ({"since": "9" * 5000}, []),
         ({"order": "ascending", "limit": 1000}, [0, 1, 2, 3, 4]),
         ({"since": "", "limit": "", "order": "", "partitions": ""}, [0, 1, 2, 3, 4]),
     ],
@@ -227,6 +235,11 @@ async def test_since_timestamp_compares_ticks_exactly(client: httpx.AsyncClient)
         ({"partitions": "2,1,2,1", "limit": 2}, ["p2-0", "p2-1", "p1-0", "p1-1"]),
         ({"partitions": "1,2", "order": "descending", "limit": 1}, ["p1-2", "p2-1"]),
         ({"partitions": " 2 , ,1"}, ["p2-0", "p2-1", "p1-0", "p1-1", "p1-2"]),
+        # partitions the queue lacks have no messages, as in the original
+        ({"partitions": "0,2,4,99"}, ["p2-0", "p2-1"]),
+        ({"partitions": "4"}, []),
+        ({"partitions": "9" * 5000 + ",1"}, ["p1-0", "p1-1", "p1-2"]),
+        ({"partitions": "002"}, ["p2-0", "p2-1"]),
     ],
 )
 async def test_range_read_partitions(
@@ -250,6 +263,14 @@ async def test_since_id_applies_to_every_partition(client: httpx.AsyncClient) ->
 # -- TTL ----------------------------------------------------------------------
 
 
+async def test_empty_batch_stores_nothing(client: httpx.AsyncClient) -> None:
+    """As the original: {"messages": []} is a 201 with an empty list."""
+    name = await make_queue(client)
+    response = await client.post(f"/v1/app1/{name}", json={"messages": []}, headers=APP1)
+    assert ok(response, 201) == {"status": "ok", "messages": []}
+    assert await read(client, name) == []
+
+
 async def test_expired_messages_disappear(client: httpx.AsyncClient) -> None:
     name = await make_queue(client)
     short = await post(client, name, "short", x_ttl="1")
@@ -269,7 +290,7 @@ async def test_expired_messages_disappear(client: httpx.AsyncClient) -> None:
     ids = ",".join(m["key"] for m in (short, batch_short, kept, overwritten, extended))
     assert [m["message_id"] for m in await read_ids(client, name, ids)] == left
     listing = await client.get("/v1/app1", params={"include_count": "true"}, headers=APP1)
-    assert ok(listing)["queues"] == [{"queue_name": name, "count": 2}]
+    assert [(q["queue_name"], q["count"]) for q in ok(listing)["queues"]] == [(name, 2)]
 
 
 # -- by id --------------------------------------------------------------------

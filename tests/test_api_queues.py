@@ -327,8 +327,14 @@ async def test_list_details_and_count(client: httpx.AsyncClient) -> None:
             "count": 0,
         },
     ]
-    counted = ok(await client.get("/v1/app1?include_count=1&details=no", headers=APP1))["queues"]
-    assert counted == [{"queue_name": fancy, "count": 4}, {"queue_name": plain, "count": 0}]
+    # include_count implies details, even beside details=no (as the original); on/off too.
+    for query in ("include_count=1&details=no", "include_count=on", "include_count=ON&details=off"):
+        counted = ok(await client.get(f"/v1/app1?{query}", headers=APP1))["queues"]
+        for item in counted:
+            item.pop("created")
+        assert counted == queues, query
+    plain_listing = ok(await client.get("/v1/app1?details=off&include_count=off", headers=APP1))
+    assert plain_listing["queues"] == [{"queue_name": fancy}, {"queue_name": plain}]
 
 
 async def test_list_shows_only_own_queues(client: httpx.AsyncClient) -> None:

@@ -113,7 +113,8 @@ def calls(q: str, key: str) -> list[Call]:
             {"content": b"one", "headers": {**APP1, "X-TTL": "60", "X-Partition": "2"}},
         ),
         (201, "POST", q, {"json": batch}),
-        (400, "POST", q, {"json": {"messages": []}}),
+        (201, "POST", q, {"json": {"messages": []}}),
+        (400, "POST", q, {"json": {"messages": None}}),
         (
             400,
             "POST",

@@ -7,6 +7,7 @@ validation (400, in the service).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -26,6 +27,7 @@ from queuey.core.errors import (
     ValidationError,
 )
 from queuey.core.service import QueueService
+from queuey.core.validation import parse_integer
 from queuey.storage.base import Queue, QueueChanged
 
 _decode = msgspec.json.Decoder().decode
@@ -39,7 +41,9 @@ def _service(request: Request) -> QueueService:
 
 
 def _caller(request: Request) -> Principals:
-    return authenticate(request.headers.get("authorization"), request.app.state.authenticators)
+    # Several Authorization headers count as one joined with ";" (SPEC §2).
+    header = ";".join(request.headers.getlist("authorization"))
+    return authenticate(header, request.app.state.authenticators)
 
 
 def _app(request: Request) -> str:
@@ -106,9 +110,24 @@ def _is_json(request: Request) -> bool:
 def _json(body: bytes) -> Any:
     try:
         return _decode(body)
+    except msgspec.ValidationError:
+        # Valid JSON with a number msgspec cannot hold (thousands of digits): decode
+        # again with such numbers clamped (validation.HUGE), for the field's own rule.
+        return _json_with_long_numbers(body)
     # msgspec raises UnicodeDecodeError, not DecodeError, for bad UTF-8 inside a string.
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
+
+
+def _json_with_long_numbers(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_int=parse_integer, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def _fields(request: Request) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 
 from queuey.core.errors import InvalidMessageID
+from queuey.core.validation import parse_integer
 from queuey.storage.keys import MAX_TICKS, UNIX_EPOCH_TICKS, MessageKey
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
-_DECIMAL = re.compile(r"(\d+)(?:\.(\d*))?|\.(\d+)")
+_DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]*))?|\.([0-9]+)")
 TICKS_PER_SECOND = 10_000_000
 
 
@@ -40,32 +41,45 @@ def is_hex_id(text: str) -> bool:
 
 
 def parse_id(text: str) -> MessageKey:
-    """Parse 32 hex digits of a version-1 UUID; raise :class:`InvalidMessageID` otherwise."""
+    """Parse the 32 hex digits of a version-1 UUID; raise :class:`InvalidMessageID` otherwise.
+
+    The RFC 4122 variant is required, and the UUID's time may not lie before
+    1970: such an id could not be written back as a timestamp of the contract.
+    """
     if _HEX32.fullmatch(text) is None:
         raise InvalidMessageID(f"{text!r} is not 32 hex digits")
     value = int(text, 16)
     if (value >> 76) & 0xF != 1:
         raise InvalidMessageID(f"{text!r} is not a version-1 (time-based) UUID")
+    if (value >> 62) & 0b11 != 0b10:
+        raise InvalidMessageID(f"{text!r} is not an RFC 4122 UUID (variant bits)")
     head = value >> 64
     ts = ((head & 0x0FFF) << 48) | (((head >> 16) & 0xFFFF) << 32) | (head >> 32)
+    if ts < UNIX_EPOCH_TICKS:
+        raise InvalidMessageID(f"{text!r} is a UUID of a time before 1970")
     return MessageKey(ts, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"))
 
 
-def parse_timestamp(text: str) -> int | None:
-    """Unix seconds as a non-negative decimal string to UUID ticks, rounding up.
+def parse_timestamp(text: str, round_up: bool = True) -> int | None:
+    """Unix seconds as a non-negative decimal string to UUID ticks.
 
-    Digits beyond the 7th fractional one round up to the next tick, so that
-    "at or after" the given time never includes an earlier message. Returns
-    None when ``text`` is not such a number.
+    Digits beyond the 7th fractional one round up to the next tick (or down,
+    with ``round_up`` false), so that "at or after" (or "at or before") the
+    given time never includes a message outside it. Any number of digits is
+    accepted; times beyond what a UUID holds are clamped past its end.
+    Returns None when ``text`` is not such a number.
     """
     match = _DECIMAL.fullmatch(text)
     if match is None:
         return None
-    whole = int(match.group(1) or 0)
+    whole_digits = (match.group(1) or "0").lstrip("0") or "0"
+    if len(whole_digits) > 18:  # past year 30,000,000,000: beyond every UUID time
+        return MAX_TICKS + 1
+    whole = int(whole_digits)
     fraction = match.group(2) if match.group(1) is not None else match.group(3)
     fraction = fraction or ""
     ticks = whole * TICKS_PER_SECOND + int(fraction[:7].ljust(7, "0"))
-    if fraction[7:].strip("0"):
+    if round_up and fraction[7:].strip("0"):
         ticks += 1
     return min(ticks + UNIX_EPOCH_TICKS, MAX_TICKS + 1)
 
@@ -74,18 +88,19 @@ def parse_id_list(text: str) -> list[tuple[int, MessageKey]]:
     """Parse ``id,N:id,...`` into unique ``(partition, key)`` pairs in the order given.
 
     No prefix means partition 1; empty items are skipped. A prefix that is not a
-    number, or an item that is not an id: :class:`InvalidMessageID`.
+    number, or an item that is not an id: :class:`InvalidMessageID`. A prefix of
+    any length is a number (huge ones come back as +-``HUGE``, outside every queue).
     """
     seen: dict[tuple[int, MessageKey], None] = {}
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
-        partition = 1
+        partition: int | None = 1
         if ":" in item:
             prefix, _, item = item.partition(":")
-            if not prefix.isdigit() or not prefix.isascii():
-                raise InvalidMessageID(f"partition prefix {prefix!r} is not a number")
-            partition = int(prefix)
+            partition = parse_integer(prefix)
+            if partition is None:
+                raise InvalidMessageID(f"partition prefix {prefix[:40]!r} is not a number")
         seen.setdefault((partition, parse_id(item)), None)
     return list(seen)

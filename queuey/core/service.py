@@ -35,7 +35,6 @@ from queuey.core.ids import (
 )
 from queuey.storage.base import (
     CONSISTENCY_LEVELS,
-    QUEUE_TYPES,
     Message,
     NewMessage,
     Queue,
@@ -55,7 +54,9 @@ PAGE_CAP = 1000
 CACHE_SECONDS = 2.0
 CACHE_SIZE = 10_000
 MAX_LIST = 1000
-ORDERS = ("ascending", "descending")
+#: Choice lists in the order the original named them in its messages.
+ORDERS = ("descending", "ascending")
+TYPES = ("public", "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class QueueService:
         limit = v.integer(query.get("limit"), "limit", errors, 100, 1, MAX_LIST)
         details = v.boolean(query.get("details"), "details", errors)
         include_count = v.boolean(query.get("include_count"), "include_count", errors)
+        details = details or include_count  # as the original: a count comes with details
         _raise_if(errors)
         offset = query.get("offset") or None
         page = await self.storage.list_queues(app, offset, limit + 1)
@@ -156,7 +158,7 @@ class QueueService:
         partitions = v.integer(
             body.get("partitions"), "partitions", errors, base.partitions, 1, MAX_PARTITIONS
         )
-        qtype = v.choice(body.get("type"), "type", errors, base.type, QUEUE_TYPES)
+        qtype = v.choice(body.get("type"), "type", errors, base.type, TYPES)
         consistency = v.choice(
             body.get("consistency"), "consistency", errors, base.consistency, CONSISTENCY_LEVELS
         )
@@ -218,7 +220,7 @@ class QueueService:
                 if isinstance(item, dict) and isinstance(item.get("body"), str):
                     self._check_size(item["body"], f"Message {i}")
         errors: v.Errors = {}
-        if not items:
+        if items is None:
             errors["messages"] = "Required"
         elif not isinstance(items, list):
             errors["messages"] = "must be a list of messages"
@@ -247,6 +249,8 @@ class QueueService:
             if not errors and isinstance(body, str):
                 messages.append(NewMessage(body, content_type, ttl, partition))
         _raise_if(errors)
+        if not messages:  # as the original: an empty batch stores nothing and succeeds
+            return []
         return await self._post(queue, messages)
 
     async def post_one(
@@ -297,33 +301,32 @@ class QueueService:
     async def read(self, queue: Queue, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """A range scan of one or more partitions, grouped in the order asked."""
         errors: v.Errors = {}
-        since = self._since(query.get("since"), errors)
         limit = v.integer(query.get("limit"), "limit", errors, PAGE_CAP, 1, PAGE_CAP)
         order = v.choice(query.get("order"), "order", errors, "ascending", ORDERS)
+        descending = order == "descending"
+        since = self._since(query.get("since"), errors, descending)
         partitions: dict[int, None] = {}
         for item in (query.get("partitions") or "1").split(","):
             if item.strip():
-                partitions[
-                    v.integer(item.strip(), "partitions", errors, 1, 1, queue.partitions)
-                ] = None
+                partitions[v.integer(item, "partitions", errors, 1, 0)] = None
         _raise_if(errors)
         found: list[dict[str, Any]] = []
         for partition in partitions:
-            messages = await self.storage.read_range(
-                queue, partition, since, limit, order == "descending"
-            )
+            if not 1 <= partition <= queue.partitions:
+                continue  # as the original: a partition the queue lacks has no messages
+            messages = await self.storage.read_range(queue, partition, since, limit, descending)
             found.extend(message_info(m) for m in messages)
         return found
 
     @staticmethod
-    def _since(value: str | None, errors: v.Errors) -> MessageKey | None:
+    def _since(value: str | None, errors: v.Errors, descending: bool) -> MessageKey | None:
         if not value:
             return None
         if is_hex_id(value):
             return parse_id(value)  # a UUID of another version: InvalidMessageID
-        ticks = parse_timestamp(value)
+        ticks = parse_timestamp(value, round_up=not descending)
         if ticks is None:
-            errors["since"] = f'"{value}" is not a message id or a timestamp'
+            errors["since"] = f'"{v.clipped(value)}" is not a message id or a timestamp'
             return None
         return MessageKey(ticks, b"")
 
@@ -342,9 +345,9 @@ class QueueService:
         for partition, _ in keys:
             if not 1 <= partition <= queue.partitions:
                 errors["partition"] = (
-                    f"{partition} is greater than maximum value {queue.partitions}"
+                    f"{v.shown_number(partition)} is greater than maximum value {queue.partitions}"
                     if partition > queue.partitions
-                    else f"{partition} is less than minimum value 1"
+                    else f"{v.shown_number(partition)} is less than minimum value 1"
                 )
         _raise_if(errors)
         if keys:

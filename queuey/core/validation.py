@@ -12,22 +12,65 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,50}")
+#: Queue and group names: 1-50 of these characters, except "." and "..".
+QUEUE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.@:+=~\-]{1,50}")
 APP_NAME = re.compile(r"[A-Za-z0-9_]+")
-_INTEGER = re.compile(r"[+-]?\d+")
+#: ASCII digits only (``\d`` would take any script's digits: "٣" is not 3 here).
+_INTEGER = re.compile(r"\s*([+-]?)0*([0-9]+)\s*")
 _EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+")
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+#: Numbers with more significant digits than this are kept as +-HUGE: larger
+#: than every bound, and never converted from text at full length (Python
+#: refuses int() of over 4,300 digits).
+MAX_DIGITS = 20
+HUGE = 10**MAX_DIGITS
 
 Errors = dict[str, str]
 
 
+def clipped(text: str, most: int = 100) -> str:
+    """``text`` as an error message quotes it: long values shortened."""
+    return text if len(text) <= most else f"{text[:most]}..."
+
+
 def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+    return clipped(value if isinstance(value, str) else str(value))
+
+
+def shown_number(number: int, raw: Any = None) -> str:
+    """A number as messages show it: shortened when it has over ``MAX_DIGITS`` digits."""
+    if abs(number) < HUGE:
+        return str(number)
+    match = _INTEGER.fullmatch(raw) if isinstance(raw, str) else None
+    digits = match.group(2) if match else str(HUGE)
+    return f"{'-' if number < 0 else ''}{digits[:MAX_DIGITS]}..."
 
 
 def given(value: Any) -> bool:
     return value is not None and value != ""
+
+
+def parse_integer(value: Any) -> int | None:
+    """An integer from a JSON number or ASCII digits (sign and spaces tolerated).
+
+    None when ``value`` is not an integer. A value beyond ``MAX_DIGITS``
+    significant digits comes back as +-``HUGE``, whatever its length.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return max(-HUGE, min(HUGE, value))
+    if isinstance(value, float):
+        return max(-HUGE, min(HUGE, int(value))) if value.is_integer() else None
+    if not isinstance(value, str):
+        return None
+    match = _INTEGER.fullmatch(value)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    number = HUGE if len(digits) > MAX_DIGITS else int(digits)
+    return -number if sign == "-" else number
 
 
 def integer(
@@ -36,22 +79,14 @@ def integer(
     """An integer in ``low..high``; JSON numbers and numeric strings alike."""
     if not given(value):
         return default
-    number: int | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and _INTEGER.fullmatch(value.strip())
-    ):
-        number = int(value)
+    number = parse_integer(value)
     if number is None:
         errors[key] = f'"{_shown(value)}" is not a number'
         return default
     if number < low:
-        errors[key] = f"{number} is less than minimum value {low}"
+        errors[key] = f"{shown_number(number, value)} is less than minimum value {low}"
     elif high is not None and number > high:
-        errors[key] = f"{number} is greater than maximum value {high}"
+        errors[key] = f"{shown_number(number, value)} is greater than maximum value {high}"
     return number
 
 
@@ -109,10 +144,13 @@ def principles(value: Any, key: str, errors: Errors) -> tuple[str, ...]:
 
 
 def queue_name(value: Any, key: str, errors: Errors) -> str | None:
-    """A queue name (1-50 of ``[A-Za-z0-9_.-]``), or None when not given."""
+    """A queue name (1-50 of ``[A-Za-z0-9_.@:+=~-]``, not "." or ".."), or None when not given."""
     if not given(value):
         return None
     if not isinstance(value, str) or QUEUE_NAME.fullmatch(value) is None:
-        errors[key] = f'"{_shown(value)}" is not a queue name (1 to 50 of A-Z a-z 0-9 _ . -)'
+        errors[key] = (
+            f'"{_shown(value)}" is not a queue name'
+            ' (1 to 50 of A-Z a-z 0-9 _ . @ : + = ~ -, not "." or "..")'
+        )
         return None
     return value
