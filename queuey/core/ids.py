@@ -96,11 +96,12 @@ def parse_id_list(text: str) -> list[tuple[int, MessageKey]]:
         item = item.strip()
         if not item:
             continue
-        partition: int | None = 1
+        partition = 1
         if ":" in item:
             prefix, _, item = item.partition(":")
-            partition = parse_integer(prefix)
-            if partition is None:
+            number = parse_integer(prefix)
+            if number is None:
                 raise InvalidMessageID(f"partition prefix {prefix[:40]!r} is not a number")
+            partition = number
         seen.setdefault((partition, parse_id(item)), None)
     return list(seen)

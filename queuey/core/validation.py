@@ -60,9 +60,10 @@ def parse_integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return max(-HUGE, min(HUGE, value))
+        whole: int = value
+        return max(-HUGE, min(HUGE, whole))
     if isinstance(value, float):
-        return max(-HUGE, min(HUGE, int(value))) if value.is_integer() else None
+        return parse_integer(int(value)) if value.is_integer() else None
     if not isinstance(value, str):
         return None
     match = _INTEGER.fullmatch(value)
