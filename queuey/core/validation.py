@@ -24,7 +24,7 @@ _FALSE = ("false", "0", "no", "off")
 #: than every bound, and never converted from text at full length (Python
 #: refuses int() of over 4,300 digits).
 MAX_DIGITS = 20
-HUGE = 10**MAX_DIGITS
+HUGE: int = 10**MAX_DIGITS
 
 Errors = dict[str, str]
 
@@ -60,8 +60,7 @@ def parse_integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        whole: int = value
-        return max(-HUGE, min(HUGE, whole))
+        return max(-HUGE, min(HUGE, value))
     if isinstance(value, float):
         return parse_integer(int(value)) if value.is_integer() else None
     if not isinstance(value, str):
