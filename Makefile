@@ -27,8 +27,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	# Apart: checked with the rest, scripts/cassandra.py would shadow the driver's package.
-	$(BIN)/mypy scripts/cassandra.py
 
 ## test: ruff, mypy and the whole pytest suite (starts and stops Cassandra itself)
 test: lint
@@ -39,13 +37,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 cassandra: $(STAMP)
-	$(BIN)/python scripts/cassandra.py start --nodes 1
+	$(BIN)/python -m scripts.cassandra_runner start --nodes 1
 
 cassandra-cluster: $(STAMP)
-	$(BIN)/python scripts/cassandra.py start --nodes 3
+	$(BIN)/python -m scripts.cassandra_runner start --nodes 3
 
+# The system python will do (no venv needed): the runner is standard library only.
 cassandra-stop:
-	$(PYTHON) scripts/cassandra.py stop
+	$(PYTHON) -m scripts.cassandra_runner stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

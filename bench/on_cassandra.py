@@ -1,6 +1,6 @@
 """Queuey on one local Cassandra node (skipped with ``BENCH_CASSANDRA=0``).
 
-The node comes from scripts/cassandra.py (java and mvn needed); one already
+The node comes from scripts/cassandra_runner (java and mvn needed); one already
 running is reused and left running. Figures are for orientation: the node
 shares the machine's two cores with the server and wrk, so they are not
 compared with targets.
@@ -8,49 +8,28 @@ compared with targets.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import time
-from types import ModuleType
-from typing import TYPE_CHECKING
 
-from bench.servers import ROOT, Fleet
-
-if TYPE_CHECKING:
-    from bench.run import Bench
+from bench import fill
+from bench.harness import APP, KEY, SIZE, Harness, rows
+from bench.servers import Fleet
+from scripts import cassandra_runner
 
 
-def cassandra_runner() -> ModuleType:
-    """scripts/cassandra.py as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "cassandra_runner", ROOT / "scripts" / "cassandra.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def measure(bench: Bench) -> None:
+def measure(bench: Harness) -> None:
     """POST (weak, strong) and GET limit 10 on one node, then many queues."""
-    from bench.run import APP, KEY, SIZE, rows
-
     if not (shutil.which("java") and shutil.which("mvn")):
-        bench.report.note("Cassandra skipped: java and mvn are needed (scripts/cassandra.py).")
+        bench.report.note("Cassandra skipped: java and mvn are needed (scripts/cassandra_runner).")
         return
-    runner = cassandra_runner()
-    already = runner.is_up(1)
+    already = cassandra_runner.is_up(1)
     if not already:
-        runner.start(nodes=1)
+        cassandra_runner.start(nodes=1)
     try:
         url = f"cassandra://127.0.0.1/bench_{int(time.time())}?replication=1"
         with Fleet(bench.settings.work, bench.server_cores) as fleet:
             server = fleet.queuey("queuey-cassandra", url, APP, KEY)
             bench.report.server("Queuey (one Cassandra node)", server.shell)
-            from bench import fill
-
             fill.create_queue(server.url, APP, KEY, "weak", "weak")
             fill.create_queue(server.url, APP, KEY, "strong", "strong")
             fill.post_messages(server.url, APP, KEY, "weak", 1000, SIZE)
@@ -74,4 +53,4 @@ def measure(bench: Bench) -> None:
             bench.report.note(line)
     finally:
         if not already:
-            runner.stop()
+            cassandra_runner.stop()

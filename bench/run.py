@@ -23,7 +23,7 @@ Settings (environment variables):
   ``BENCH_RETRIES`` (2) times, within ``BENCH_NOISE_BUDGET`` (240) seconds in all.
 - ``BENCH_CASSANDRA`` (1): also measure one local Cassandra node against
   SQLite and fill it with as many queues as the largest SQLite store (needs
-  java and mvn; see scripts/cassandra.py); ``0`` skips it, saving minutes.
+  java and mvn; see scripts/cassandra_runner); ``0`` skips it, saving minutes.
 - ``BENCH_OUTPUT`` (``BENCHMARKS.md``): where the report goes.
 
 Run as ``python -m bench.run`` or ``python bench/run.py`` from the repository.
@@ -31,235 +31,23 @@ Run as ``python -m bench.run`` or ``python bench/run.py`` from the repository.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import fill, machine, profiling, report, wrk
+from bench import fill, machine, on_cassandra, profiling, wrk
+from bench.harness import APP, KEY, ROOT, SIZE, Harness, Scenario, Settings, rows
 from bench.servers import Fleet, Server
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = "bench"
-KEY = "bench-key-0123456789abcdef"
-SIZE = 140
 
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What to run, from the environment."""
-
-    quick: bool
-    runs: int
-    seconds: float
-    warmup: float
-    queues: tuple[int, ...]
-    connections: int
-    profile: bool
-    profile_seconds: float
-    wait: float
-    max_other: float
-    retries: int
-    noise_budget: float
-    cassandra: bool
-    output: Path
-    work: Path
-
-    @classmethod
-    def from_environment(cls) -> Settings:
-        quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-        queues = os.environ.get("BENCH_QUEUES") or ("1000,10000" if quick else "1000,1000000")
-        profile = os.environ.get("BENCH_PROFILE")
-        return cls(
-            quick=quick,
-            runs=_env_int("BENCH_RUNS", 1 if quick else 3),
-            seconds=_env_float("BENCH_SECONDS", 2 if quick else 8),
-            warmup=_env_float("BENCH_WARMUP", 1 if quick else 2),
-            queues=tuple(sorted(int(q) for q in queues.split(","))),
-            connections=_env_int("BENCH_CONNECTIONS", 64),
-            profile=(profiling.py_spy() is not None) if profile is None else profile == "1",
-            profile_seconds=_env_float("BENCH_PROFILE_SECONDS", 2 if quick else 6),
-            wait=_env_float("BENCH_WAIT", 0 if quick else 120),
-            max_other=_env_float("BENCH_MAX_OTHER", 0.3),
-            retries=_env_int("BENCH_RETRIES", 0 if quick else 2),
-            noise_budget=_env_float("BENCH_NOISE_BUDGET", 240),
-            cassandra=os.environ.get("BENCH_CASSANDRA", "1") == "1",
-            output=ROOT / os.environ.get("BENCH_OUTPUT", "BENCHMARKS.md"),
-            work=ROOT / "var" / "bench",
-        )
-
-
-@dataclass
-class Scenario:
-    """One load on one server, and the runs measured."""
-
-    key: str
-    title: str
-    server: Server
-    load: wrk.Load
-    per_request: float = 1.0
-    """Messages per request, for messages per second (a batch of 100: 100)."""
-    runs: list[wrk.Run] = field(default_factory=list)
-
-    def _median(self, value: Callable[[wrk.Run], float]) -> float:
-        return statistics.median(value(r) for r in self.runs) if self.runs else 0.0
-
-    @property
-    def rps(self) -> float:
-        return self._median(lambda r: r.rps)
-
-    @property
-    def messages(self) -> float:
-        return self.rps * self.per_request
-
-    @property
-    def p50(self) -> float:
-        return self._median(lambda r: r.p50_ms)
-
-    @property
-    def p99(self) -> float:
-        return self._median(lambda r: r.p99_ms)
-
-    @property
-    def server_cores(self) -> float:
-        return self._median(lambda r: r.cpu.server)
-
-    @property
-    def loadgen_cores(self) -> float:
-        return self._median(lambda r: r.cpu.loadgen)
-
-    @property
-    def other_cores(self) -> float:
-        return max((r.cpu.other for r in self.runs), default=0.0)
-
-    @property
-    def errors(self) -> int:
-        return sum(r.error_count for r in self.runs)
-
-
-class Bench:
-    """The measurements of one ``make bench``, and what the report needs of them."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.report = report.Report(settings.quick)
-        cpus = sorted(os.sched_getaffinity(0))
-        pin = shutil.which("taskset") is not None and len(cpus) >= 2
-        self.server_cores = str(cpus[0]) if pin else None
-        self.loadgen_cores = str(cpus[1]) if pin else None
-        self.scenarios: dict[str, Scenario] = {}
-        self.fsync_ms = 0.0
-        self.rerun = 0
-        self.noise_spent = 0.0
-
-    # -- plumbing --------------------------------------------------------------
-
-    def log(self, text: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-    def load(self, server: Server, path: str, script: str, *args: str) -> wrk.Load:
-        return wrk.Load(
-            script=script,
-            url=f"{server.url}{path}",
-            args=(f"key={KEY}", *args),
-            connections=self.settings.connections,
-            cores=self.loadgen_cores,
-        )
-
-    def scenario(
-        self, key: str, title: str, server: Server, load: wrk.Load, per_request: float = 1.0
-    ) -> Scenario:
-        made = Scenario(key, title, server, load, per_request)
-        self.scenarios[key] = made
-        self.report.command(title, load.shell(self.settings.seconds))
-        return made
-
-    def measure(self, scenarios: list[Scenario]) -> None:
-        """A warm-up run of each, then ``runs`` rounds of all of them in turn."""
-        s = self.settings
-        if s.warmup > 0:
-            for one in scenarios:
-                self.log(f"warm-up {s.warmup:g} s: {one.title}")
-                wrk.run(one.load, s.warmup, [])
-        for round_ in range(1, s.runs + 1):
-            for one in scenarios:
-                result = self.run_once(one)
-                one.runs.append(result)
-                errors = f", errors {result.errors}" if result.errors else ""
-                self.log(
-                    f"run {round_}/{s.runs} {one.title}: {result.rps:,.0f} req/s,"
-                    f" p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
-                    f" server {result.cpu.server:.2f} cores, other {result.cpu.other:.2f}{errors}"
-                )
-
-    def run_once(self, scenario: Scenario) -> wrk.Run:
-        """One run; again after a quiet spell when other processes took too much CPU."""
-        s = self.settings
-        for attempt in range(s.retries + 1):
-            began = time.monotonic()
-            result = wrk.run(scenario.load, s.seconds, scenario.server.pids())
-            noisy = result.cpu.other > s.max_other
-            if not noisy or attempt == s.retries or self.noise_spent >= s.noise_budget:
-                return result
-            self.log(
-                f"other processes took {result.cpu.other:.2f} cores during {scenario.title}:"
-                " waiting for quiet, then running it again"
-            )
-            self.rerun += 1
-            machine.wait_for_quiet(min(60.0, s.noise_budget - self.noise_spent), s.max_other)
-            self.noise_spent += time.monotonic() - began
-        return result
-
-    def target(
-        self,
-        name: str,
-        goal: str,
-        figure: str,
-        met: bool,
-        scenario: Scenario | None,
-        latency: bool = False,
-    ) -> None:
-        bound = "" if met or scenario is None else self.bound(scenario, latency)
-        if bound and scenario is not None and scenario.other_cores > self.settings.max_other:
-            bound += (
-                f"; noisy: other processes took up to {scenario.other_cores:.2f} cores"
-                " during its runs"
-            )
-        self.report.target(name, goal, figure, met, scenario.key if scenario else None, bound)
-
-    def bound(self, scenario: Scenario, latency: bool) -> str:
-        """What limits a scenario, as far as CPU accounting tells; the profiles tell more."""
-        server, loadgen = scenario.server_cores, scenario.loadgen_cores
-        if latency:
-            return (
-                f"the server's core was {server:.0%} busy at this rate: requests queue behind"
-                " one another's work (see the profile)"
-            )
-        if server >= 0.85:
-            return f"server CPU: its one core was {server:.0%} busy (see the profile)"
-        if loadgen >= 0.85:
-            return f"the load generator: wrk's core was {loadgen:.0%} busy"
-        return (
-            f"waiting, not CPU: the server's core was only {server:.0%} busy"
-            f" (fsync of 4 KiB takes {self.fsync_ms:.2f} ms on this disk)"
-        )
+class Bench(Harness):
+    """The measurements of one ``make bench``: the SQLite scenarios, then Cassandra's."""
 
     # -- the scenarios ---------------------------------------------------------
 
@@ -458,9 +246,7 @@ class Bench:
             if s.profile:
                 self.profiles()
         if s.cassandra:
-            from bench.on_cassandra import measure
-
-            measure(self)
+            on_cassandra.measure(self)
         if self.rerun:
             self.report.note(
                 f"{self.rerun} run(s) were run again because other processes took more than"
@@ -468,24 +254,6 @@ class Bench:
                 " a figure whose `other cores` is still above that had no quiet spell in time."
             )
         self.report.elapsed(time.monotonic() - began, machine.background_cores(1.0))
-
-
-def rows(scenarios: list[Scenario]) -> list[report.Row]:
-    """The report's rows: each scenario's medians."""
-    return [
-        report.Row(
-            title=s.title,
-            rps=s.rps,
-            messages=s.messages if s.per_request != 1 else None,
-            p50=s.p50,
-            p99=s.p99,
-            server_cores=s.server_cores,
-            other_cores=s.other_cores,
-            errors=s.errors,
-            runs=tuple(r.rps for r in s.runs),
-        )
-        for s in scenarios
-    ]
 
 
 def _stop_on_signal(number: int, frame: FrameType | None) -> None:

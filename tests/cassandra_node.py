@@ -1,4 +1,4 @@
-"""Pytest fixtures that run a real Apache Cassandra for the tests (scripts/cassandra.py).
+"""Pytest fixtures that run a real Apache Cassandra for the tests (scripts/cassandra_runner).
 
 The node is started once per test session and stopped at its end (unless it
 was already running, e.g. by ``make cassandra``). Tests share one keyspace,
@@ -9,30 +9,14 @@ CI (``CI`` set) anything missing fails them.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_runner() -> ModuleType:
-    """scripts/cassandra.py as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "cassandra_runner", ROOT / "scripts" / "cassandra.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from scripts import cassandra_runner
 
 
 def unavailable(reason: str) -> None:
@@ -46,7 +30,7 @@ class Nodes:
     """The local Cassandra nodes of this session: who started them, how many."""
 
     def __init__(self) -> None:
-        self.runner = load_runner()
+        self.runner = cassandra_runner
         self.count = 0
         self.started_here = False
 
