@@ -102,7 +102,7 @@ async def storage(settings: Settings) -> AsyncIterator[Storage]:
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app over in-process HTTP (httpx over ASGI), with its lifespan running."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
             yield c

@@ -191,7 +191,7 @@ async def hashed_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         "app3": ("plain",),
     }
     app = create_app(settings.replace(application_keys=keys))
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
             yield c

@@ -53,7 +53,7 @@ async def client(cluster_url: str) -> AsyncIterator[httpx.AsyncClient]:
         storage_settle_strong=0.0,
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://queuey.test", timeout=60

@@ -16,7 +16,6 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from starlette.routing import Route
 
 from queuey.api.app import create_app
 from queuey.api.ops import openapi_document
@@ -43,12 +42,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: Path) -> None:
     app = create_app(Settings(storage_url=f"sqlite:///{tmp_path}/q.db", application_keys=KEYS))
-    served = {
-        (route.path, method.lower())
-        for route in app.routes
-        if isinstance(route, Route)
-        for method in route.methods or ()
-    }
+    served = {(route.path, method.lower()) for route in app.routes for method in route.methods}
     assert served == documented()
 
 
@@ -172,11 +166,11 @@ async def test_a_failing_store_answers_the_documented_503(settings: Settings) ->
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
-        app.router.lifespan_context(app),
+        app.lifespan(),
         httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as client,
     ):
         queue = await make_queue(client)
-        await app.state.service.storage.close()
+        await app.service.storage.close()
         for path in ("/__heartbeat__", "/v1/app1", f"/v1/app1/{queue}"):
             response = await client.get(path, headers=APP1)
             assert response.status_code == 503, response.text

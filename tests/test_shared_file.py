@@ -21,7 +21,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.A
         clients = []
         for _ in range(2):
             app = create_app(settings)
-            await stack.enter_async_context(app.router.lifespan_context(app))
+            await stack.enter_async_context(app.lifespan())
             transport = httpx.ASGITransport(app=app)
             clients.append(
                 await stack.enter_async_context(
@@ -46,7 +46,7 @@ async def test_writes_follow_settings_changed_elsewhere(
     assert posted.json()["messages"][0]["partition"] == 3
     strong = await a.post("/v1/app1/q", content=b"3", headers={**APP1, "X-Partition": "1"})
     assert strong.status_code == 201
-    store = a._transport.app.state.service.storage  # type: ignore[attr-defined]
+    store = a._transport.app.service.storage  # type: ignore[attr-defined]
     before = store.synced_commits
     assert (await a.post("/v1/app1/q", content=b"4", headers=APP1)).status_code == 201
     assert store.synced_commits > before  # now strong: fsynced

@@ -1,4 +1,4 @@
-"""ASGI middleware: CORS for browsers, and body-less answers to HEAD.
+"""ASGI middleware: CORS for browsers.
 
 CORS is written here rather than taken from Starlette because the contract
 differs: a disallowed origin must get no CORS headers at all (Starlette's
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from queuey.api.http import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = b"GET, HEAD, POST, PUT, DELETE"
-ALLOW_HEADERS = b"Authorization, Content-Type, X-TTL, X-Partition"
+ALLOW_HEADERS = b"Authorization, Content-Type, X-TTL, X-Partition, X-Idempotency-Key, Last-Event-ID"
 PREFLIGHT_BODY = b'{"status":"ok"}'
 
 
@@ -64,24 +64,3 @@ class CORSMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
-
-
-class HeadMiddleware:
-    """Send HEAD answers with the headers GET would have, and no body."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                if message.get("more_body", False):
-                    return
-                message = {"type": "http.response.body", "body": b""}
-            await send(message)
-
-        await self.app(scope, receive, send_headers_only)

@@ -7,14 +7,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 from queuey import __version__
-from queuey.api.responses import JSON, OK, error_response
-from queuey.core.errors import StorageUnavailable
-from queuey.storage.base import StorageUnavailable as StorageDown
+from queuey.api.http import OK, Request, Response, json_response
+from queuey.api.routing import Route, route
+from queuey.core.service import QueueService
 
 
 @cache
@@ -26,29 +22,25 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-async def heartbeat(request: Request) -> Response:
-    try:
-        await request.app.state.service.storage.ping()
-    except StorageDown as exc:
-        return error_response(StorageUnavailable(f"The message store does not answer: {exc}"))
-    return JSON(OK)
+def routes(service: QueueService) -> list[Route]:
+    async def heartbeat(request: Request) -> Response:
+        await service.ping()  # 503 StorageUnavailable when the store does not answer
+        return json_response(OK)
 
+    async def lbheartbeat(request: Request) -> Response:
+        return json_response(OK)
 
-async def lbheartbeat(request: Request) -> Response:
-    return JSON(OK)
+    async def version(request: Request) -> Response:
+        return json_response({"status": "ok", "name": "queuey", "version": __version__})
 
+    openapi_body = json_response(openapi_document()).body
 
-async def version(request: Request) -> Response:
-    return JSON({"status": "ok", "name": "queuey", "version": __version__})
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_body)
 
-
-async def openapi(request: Request) -> Response:
-    return JSON(openapi_document())
-
-
-routes = [
-    Route("/__heartbeat__", heartbeat, methods=["GET"]),
-    Route("/__lbheartbeat__", lbheartbeat, methods=["GET"]),
-    Route("/__version__", version, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-]
+    return [
+        route("/__heartbeat__", get=heartbeat),
+        route("/__lbheartbeat__", get=lbheartbeat),
+        route("/__version__", get=version),
+        route("/openapi.json", get=openapi),
+    ]

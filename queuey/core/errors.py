@@ -1,7 +1,9 @@
 """The error catalog: every error Queuey answers, with its status and JSON key.
 
 Core code raises these; one handler in the HTTP layer turns any of them into
-``{"status": "error", "error_msg": {KEY: MESSAGE, ...}}``.
+``{"status": "error", "error_msg": {KEY: MESSAGE, ...}}``. Storage raises its
+own few exceptions (``storage.base``); :func:`from_storage` is the one place
+that maps them into this catalog.
 
     QueueyError
     ├── InvalidApplicationKey   401
@@ -19,7 +21,12 @@ Core code raises these; one handler in the HTTP layer turns any of them into
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+
+from queuey.storage import base as storage
+
+log = logging.getLogger(__name__)
 
 
 class QueueyError(Exception):
@@ -61,6 +68,10 @@ class MethodNotAllowed(QueueyError):
     status = 405
     default_message = "This method is not allowed on this resource."
 
+    def __init__(self, message: str | None = None, allow: str | None = None) -> None:
+        super().__init__(message)
+        self.allow = allow
+
 
 class PayloadTooLarge(QueueyError):
     status = 413
@@ -94,3 +105,15 @@ class ValidationError(QueueyError):
     @property
     def fields(self) -> Mapping[str, str]:
         return self._fields
+
+
+def from_storage(exc: BaseException) -> QueueyError | None:
+    """The catalog's error for an exception storage raised; None if it is not one."""
+    if isinstance(exc, storage.StorageUnavailable):
+        log.warning("storage unavailable: %s", exc)
+        return StorageUnavailable()
+    if isinstance(exc, storage.QueueNotFound):
+        return InvalidQueueName()
+    if isinstance(exc, storage.QueueChanged):  # changed twice during one request
+        return StorageUnavailable("The queue changed during the request; try again.")
+    return None

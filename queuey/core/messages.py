@@ -1,0 +1,282 @@
+"""Messages: posting, range reads, and reads, overwrites and deletes by id.
+
+The HTTP layer has resolved the caller, the queue and the rights and read the
+body; each method here validates its raw parameters (every invalid field
+reported at once), talks to storage and returns plain dicts ready to be sent
+as JSON. Nothing is stored unless the whole request is valid.
+
+The write path, top-down: validate against the queue as found (possibly a
+cached copy, see ``core.queues``) → store → if storage says the queue changed
+since that copy, read it again, validate again and store once more. A 400
+about a partition found against a cached copy is checked once against the
+stored queue (another process may have grown it); any other 400 costs one
+validation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from queuey.core import validation as v
+from queuey.core.errors import InvalidJSON, PayloadTooLarge, ValidationError
+from queuey.core.ids import (
+    format_id,
+    format_timestamp,
+    is_hex_id,
+    parse_id,
+    parse_id_list,
+    parse_timestamp,
+)
+from queuey.core.queues import Queues, raise_if
+from queuey.storage.base import Message, NewMessage, Queue, QueueChanged, QueueNotFound, Storage
+from queuey.storage.keys import MessageKey
+
+DEFAULT_TTL = 259200  # 3 days
+MAX_TTL = 2**25
+#: Messages in one POST.
+MAX_POST_MESSAGES = 1000
+#: Messages per partition in one range read (the default and largest ``limit``).
+MAX_READ_LIMIT = 1000
+#: Choice lists in the order the original named them in its messages.
+ORDERS = ("descending", "ascending")
+
+Parse = Callable[[Queue], list[NewMessage]]
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_message_bytes: int = 262144
+    max_request_bytes: int = 8388608
+
+
+def message_info(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": format_id(message.key),
+        "timestamp": format_timestamp(message.key.ts),
+        "body": message.body,
+        "partition": message.partition,
+        "content_type": message.content_type,
+    }
+
+
+def _text(body: bytes, errors: v.Errors) -> str:
+    if not body:
+        errors["body"] = "Required"
+        return ""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        errors["body"] = "The message body is not UTF-8 text."
+        return ""
+
+
+def _partition(value: Any, key: str, errors: v.Errors, queue: Queue) -> int:
+    if not v.given(value):
+        return random.randint(1, queue.partitions)
+    return v.integer(value, key, errors, 1, 1, queue.partitions)
+
+
+def _about_partitions(error: ValidationError) -> bool:
+    return any(k == "partition" or k.endswith(".partition") for k in error.fields)
+
+
+class Messages:
+    """The message operations of every queue, over one store."""
+
+    def __init__(self, storage: Storage, queues: Queues, limits: Limits) -> None:
+        self.storage = storage
+        self.queues = queues
+        self.limits = limits
+
+    # -- posting -------------------------------------------------------------
+
+    def _check_size(self, text: str | bytes, what: str) -> None:
+        size = len(text.encode()) if isinstance(text, str) else len(text)
+        if size > self.limits.max_message_bytes:
+            raise PayloadTooLarge(
+                f"{what} has {size} bytes; the limit is {self.limits.max_message_bytes}."
+            )
+
+    async def post_batch(self, queue: Queue, document: Any) -> list[dict[str, Any]]:
+        """Post ``{"messages": [...]}``: every item valid, or nothing stored."""
+        if not isinstance(document, dict):
+            raise InvalidJSON("The body must be a JSON object with a list of messages.")
+        items = document.get("messages")
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict) and isinstance(item.get("body"), str):
+                    self._check_size(item["body"], f"Message {i}")
+        if items is None:
+            raise ValidationError({"messages": "Required"})
+        if not isinstance(items, list):
+            raise ValidationError({"messages": "must be a list of messages"})
+        if len(items) > MAX_POST_MESSAGES:
+            raise ValidationError(
+                {"messages": f"{len(items)} is greater than maximum value {MAX_POST_MESSAGES}"}
+            )
+
+        def parse(target: Queue) -> list[NewMessage]:
+            errors: v.Errors = {}
+            messages = []
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    errors[str(i)] = "must be an object with a body"
+                    continue
+                body = item.get("body")
+                if body is None or body == "":
+                    errors[f"{i}.body"] = "Required"
+                elif not isinstance(body, str):
+                    errors[f"{i}.body"] = "must be a string"
+                ttl = v.integer(item.get("ttl"), f"{i}.ttl", errors, DEFAULT_TTL, 1, MAX_TTL)
+                partition = _partition(item.get("partition"), f"{i}.partition", errors, target)
+                content_type = item.get("content_type")
+                if content_type is None or content_type == "":
+                    content_type = "text/plain"
+                elif not isinstance(content_type, str):
+                    errors[f"{i}.content_type"] = "must be a string"
+                if not errors and isinstance(body, str):
+                    messages.append(NewMessage(body, content_type, ttl, partition))
+            raise_if(errors)
+            return messages
+
+        return await self._post(queue, parse)
+
+    async def post_one(
+        self,
+        queue: Queue,
+        body: bytes,
+        content_type: str | None,
+        ttl: str | None,
+        partition: str | None,
+    ) -> list[dict[str, Any]]:
+        """Post the request body as one message (``X-TTL``, ``X-Partition`` headers)."""
+        self._check_size(body, "The message")
+
+        def parse(target: Queue) -> list[NewMessage]:
+            errors: v.Errors = {}
+            message = NewMessage(
+                _text(body, errors),
+                content_type or "text/plain",
+                v.integer(ttl, "ttl", errors, DEFAULT_TTL, 1, MAX_TTL),
+                _partition(partition, "partition", errors, target),
+            )
+            raise_if(errors)
+            return [message]
+
+        return await self._post(queue, parse)
+
+    async def _post(self, queue: Queue, parse: Parse) -> list[dict[str, Any]]:
+        async def store(target: Queue, messages: list[NewMessage]) -> list[dict[str, Any]]:
+            if not messages:  # as the original: an empty batch stores nothing and succeeds
+                return []
+            keys = await self.storage.post_messages(target, messages)
+            return [
+                {"key": format_id(k), "timestamp": format_timestamp(k.ts), "partition": m.partition}
+                for k, m in zip(keys, messages, strict=True)
+            ]
+
+        return await self._write(queue, parse, store)
+
+    async def _write(
+        self, queue: Queue, parse: Callable[[Queue], P], store: Callable[[Queue, P], Awaitable[R]]
+    ) -> R:
+        """Validate and store on ``queue``; once more on a fresh read if it changed."""
+        try:
+            parsed = parse(queue)
+        except ValidationError as error:
+            if not _about_partitions(error):
+                raise
+            fresh = await self.queues.fresh(queue.app, queue.name)
+            if fresh.partitions == queue.partitions:
+                raise
+            queue, parsed = fresh, parse(fresh)
+        try:
+            return await store(queue, parsed)
+        except QueueNotFound:
+            self.queues.forget(queue.app, queue.name)
+            raise
+        except QueueChanged:
+            fresh = await self.queues.fresh(queue.app, queue.name)
+            return await store(fresh, parse(fresh))  # changed twice: 503 (core.errors)
+
+    # -- reading -------------------------------------------------------------
+
+    async def read(self, queue: Queue, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """A range scan of one or more partitions, grouped in the order asked."""
+        errors: v.Errors = {}
+        limit = v.integer(query.get("limit"), "limit", errors, MAX_READ_LIMIT, 1, MAX_READ_LIMIT)
+        order = v.choice(query.get("order"), "order", errors, "ascending", ORDERS)
+        descending = order == "descending"
+        since = self._since(query.get("since"), errors, descending)
+        partitions: dict[int, None] = {}
+        for item in (query.get("partitions") or "1").split(","):
+            if item.strip():
+                partitions[v.integer(item, "partitions", errors, 1, 0)] = None
+        raise_if(errors)
+        found: list[dict[str, Any]] = []
+        for partition in partitions:
+            if not 1 <= partition <= queue.partitions:
+                continue  # as the original: a partition the queue lacks has no messages
+            messages = await self.storage.read_range(queue, partition, since, limit, descending)
+            found.extend(message_info(m) for m in messages)
+        return found
+
+    @staticmethod
+    def _since(value: str | None, errors: v.Errors, descending: bool) -> MessageKey | None:
+        if not value:
+            return None
+        if is_hex_id(value):
+            return parse_id(value)  # a UUID of another version: InvalidMessageID
+        ticks = parse_timestamp(value, round_up=not descending)
+        if ticks is None:
+            errors["since"] = f'"{v.clipped(value)}" is not a message id or a timestamp'
+            return None
+        return MessageKey(ticks, b"")
+
+    # -- by id ---------------------------------------------------------------
+
+    async def get_by_ids(self, queue: Queue, ids: str) -> list[dict[str, Any]]:
+        keys = [(p, k) for p, k in parse_id_list(ids) if 1 <= p <= queue.partitions]
+        return [message_info(m) for m in await self.storage.get_messages(queue, keys)]
+
+    async def put_by_ids(
+        self, queue: Queue, ids: str, body: bytes, content_type: str | None, ttl: str | None
+    ) -> None:
+        self._check_size(body, "The message")  # 413 comes before any 400, bad ids included
+        keys = parse_id_list(ids)
+
+        def parse(target: Queue) -> tuple[str, int]:
+            errors: v.Errors = {}
+            text = _text(body, errors)
+            seconds = v.integer(ttl, "ttl", errors, DEFAULT_TTL, 1, MAX_TTL)
+            for partition, _ in keys:
+                if partition > target.partitions:
+                    errors["partition"] = (
+                        f"{v.shown_number(partition)} is greater than maximum value"
+                        f" {target.partitions}"
+                    )
+                elif partition < 1:
+                    errors["partition"] = (
+                        f"{v.shown_number(partition)} is less than minimum value 1"
+                    )
+            raise_if(errors)
+            return text, seconds
+
+        async def store(target: Queue, parsed: tuple[str, int]) -> None:
+            if keys:
+                text, seconds = parsed
+                await self.storage.put_messages(
+                    target, keys, text, content_type or "text/plain", seconds
+                )
+
+        await self._write(queue, parse, store)
+
+    async def delete_by_ids(self, queue: Queue, ids: str) -> None:
+        keys = [(p, k) for p, k in parse_id_list(ids) if 1 <= p <= queue.partitions]
+        if keys:
+            await self.storage.delete_messages(queue, keys)
