@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Queue and group names: 1-50 of these characters, except "." and "..".
-QUEUE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.@:+=~\-]{1,50}")
+QUEUE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.@:+=~-]{1,50}")
 APP_NAME = re.compile(r"[A-Za-z0-9_]+")
 #: ASCII digits only (``\d`` would take any script's digits: "٣" is not 3 here).
 _INTEGER = re.compile(r"\s*([+-]?)0*([0-9]+)\s*")
