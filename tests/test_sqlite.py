@@ -11,7 +11,7 @@ import pytest
 
 from queuey.storage.base import NewMessage, QueueSettings, StorageUnavailable
 from queuey.storage.sqlite import SQLiteStorage
-from queuey.storage.sqlite_schema import MIGRATIONS
+from queuey.storage.sqlite.schema import MIGRATIONS
 
 
 def msg(body: str) -> NewMessage:

@@ -24,13 +24,30 @@ def open_storage(
     settle: dict[str, float] | None = None,
     create_schema: bool = True,
     purge_interval: float = 30.0,
+    readers: int | None = None,
+    busy_timeout: float | None = None,
+    purge_batch: int | None = None,
 ) -> Storage:
-    """A backend for ``url`` (not yet started)."""
+    """A backend for ``url`` (not yet started).
+
+    ``settle`` and ``create_schema`` apply to Cassandra; ``purge_interval``,
+    ``readers``, ``busy_timeout`` and ``purge_batch`` to SQLite (see
+    :class:`queuey.storage.sqlite.SQLiteStorage`; None keeps the default).
+    Raises :class:`StorageURLError` for a URL no backend takes, or when the
+    backend's driver is not installed.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from queuey.storage.sqlite import SQLiteStorage
+        from queuey.storage.sqlite.store import BUSY_TIMEOUT, PURGE_BATCH, READERS
 
-        return SQLiteStorage(sqlite_path(url), purge_interval=purge_interval)
+        return SQLiteStorage(
+            sqlite_path(url),
+            readers=READERS if readers is None else readers,
+            busy_timeout=BUSY_TIMEOUT if busy_timeout is None else busy_timeout,
+            purge_batch=PURGE_BATCH if purge_batch is None else purge_batch,
+            purge_interval=purge_interval,
+        )
     if scheme == "cassandra":
         try:
             from queuey.storage.cassandra import CassandraStorage

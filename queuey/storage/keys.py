@@ -51,20 +51,19 @@ class IdClock:
     A clock that stands still or steps back still yields increasing values:
     each value is max(now, previous + 1). Backends that share a store between
     processes feed in the largest timestamp already committed (``floor``).
+    The wall clock is read through :func:`now_ticks`, looked up at each call,
+    so a test can step it back.
     """
 
     def __init__(self) -> None:
         self._last = 0
         self._lock = threading.Lock()
 
-    def next(self, floor: int = 0) -> int:
-        with self._lock:
-            ts = max(now_ticks(), self._last + 1, floor + 1)
-            self._last = ts
-            return ts
-
     def take(self, count: int, floor: int = 0) -> int:
-        """Reserve ``count`` consecutive timestamps; return the first."""
+        """Reserve ``count`` consecutive timestamps above ``floor`` and every earlier one.
+
+        Returns the first; the caller owns ``first .. first + count - 1``.
+        """
         with self._lock:
             first = max(now_ticks(), self._last + 1, floor + 1)
             self._last = first + count - 1

@@ -1,0 +1,178 @@
+"""Messages on Cassandra: batched writes, range reads over hour buckets, lookups, deletes.
+
+A message lives in partition ``(qid, partition, hour)`` (``schema.py``); the
+``message_hours`` index lists the hours of a queue partition that may hold
+messages, and is written before the messages it points to.
+
+How much of a write is all or nothing (:meth:`Messages.write`): every value is
+encoded before anything is sent, so a value Cassandra cannot hold fails the
+call with nothing stored. Then the rows go as
+
+- one UNLOGGED batch when they share one Cassandra partition and take at most
+  ``batch_bytes``: one mutation, atomic and isolated on every replica;
+- one LOGGED batch when they span several partitions and take at most
+  ``logged_batch_bytes`` (below the cluster's ``batch_size_fail_threshold``,
+  50 KiB by default): the batchlog applies all of it or none;
+- otherwise one UNLOGGED batch per partition and ``batch_bytes``, run
+  concurrently: each batch is all or nothing, the write as a whole is not. A
+  failure then may leave some batches stored; the call raises
+  :class:`StorageUnavailable` once every batch has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any, NamedTuple
+
+from cassandra.query import BoundStatement
+
+from queuey.storage.base import Message
+from queuey.storage.cassandra.session import Connection
+from queuey.storage.cassandra.timeuuids import MAX_TAIL, MIN_TAIL, hour, message_key, timeuuid
+from queuey.storage.keys import MessageKey
+
+#: Bytes a row costs a batch beyond its encoded values (measured on Cassandra 5: ~50-100).
+ROW_OVERHEAD = 128
+
+
+class Row(NamedTuple):
+    """A message to write at a key the caller chose."""
+
+    partition: int
+    key: MessageKey
+    body: str
+    content_type: str
+    ttl: int
+
+
+async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Await every call; then raise the first failure, if any (no call left running)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+class Messages:
+    """The messages of every queue, on one connection."""
+
+    def __init__(self, db: Connection, *, batch_bytes: int, logged_batch_bytes: int) -> None:
+        self._db = db
+        self._batch_bytes = batch_bytes
+        self._logged_batch_bytes = logged_batch_bytes
+        self._known_hours: set[tuple[uuid.UUID, int, int]] = set()
+
+    async def _note_hours(self, qid: uuid.UUID, pairs: set[tuple[int, int]], level: int) -> None:
+        """Record the hours written to, once per process and hour."""
+        new = [(p, h) for p, h in pairs if (qid, p, h) not in self._known_hours]
+        await _all([self._db.run("add_hour", (qid, p, h), level) for p, h in new])
+        if len(self._known_hours) > 100_000:
+            self._known_hours.clear()
+        self._known_hours.update((qid, p, h) for p, h in new)
+
+    async def write(self, qid: uuid.UUID, rows: Sequence[Row], level: int) -> None:
+        """Insert (or overwrite) ``rows``, all or nothing as far as the module's rules allow."""
+        db = self._db
+        groups: dict[tuple[int, int], list[tuple[BoundStatement, int]]] = {}
+        every: list[BoundStatement] = []
+        total = 0
+        for row in rows:
+            bucket = hour(row.key.ts)
+            args = (qid, row.partition, bucket, timeuuid(row.key), row.body, row.content_type)
+            statement = db.bind("insert", (*args, row.ttl))
+            size = sum(len(v) for v in statement.values if v) + ROW_OVERHEAD
+            groups.setdefault((row.partition, bucket), []).append((statement, size))
+            every.append(statement)
+            total += size
+        await self._note_hours(qid, set(groups), level)
+        if len(groups) == 1 and total <= self._batch_bytes:
+            await db.batch(every, level, logged=False)
+        elif len(groups) > 1 and total <= self._logged_batch_bytes:
+            await db.batch(every, level, logged=True)
+        else:
+            chunks = [chunk for group in groups.values() for chunk in self._chunks(group)]
+            await _all([db.batch(chunk, level, logged=False) for chunk in chunks])
+
+    def _chunks(self, group: list[tuple[BoundStatement, int]]) -> list[list[BoundStatement]]:
+        """One partition's statements cut into batches of at most ``batch_bytes`` (or one row)."""
+        chunks: list[list[BoundStatement]] = [[]]
+        size = 0
+        for statement, cost in group:
+            if chunks[-1] and size + cost > self._batch_bytes:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(statement)
+            size += cost
+        return chunks
+
+    async def read_range(
+        self,
+        qid: uuid.UUID,
+        partition: int,
+        since: MessageKey | None,
+        limit: int,
+        descending: bool,
+        newest: MessageKey,
+        level: int,
+    ) -> list[Message]:
+        """Up to ``limit`` messages of one partition from ``since``, none newer than ``newest``."""
+        oldest = MessageKey(0, MIN_TAIL)
+        if since is not None and descending:
+            # At or before ``since``, newest first; a pure time bound takes its whole tick.
+            newest = min(newest, since if since.tail else MessageKey(since.ts, MAX_TAIL))
+        elif since is not None:
+            oldest = since if since.tail else MessageKey(since.ts, MIN_TAIL)
+        lower, upper = timeuuid(oldest), timeuuid(newest)
+        first_hour = max(hour(oldest.ts), 0)
+        hours = [
+            r.hour for r in await self._db.run("hours_from", (qid, partition, first_hour), level)
+        ]
+        last_hour = hour(newest.ts)
+        hours = [h for h in hours if h <= last_hour]
+        if descending:
+            hours.reverse()
+        statement = "range_desc" if descending else "range_asc"
+        found: list[Message] = []
+        for bucket in hours:
+            rows = await self._db.run(
+                statement, (qid, partition, bucket, lower, upper, limit - len(found)), level
+            )
+            found.extend(
+                Message(message_key(r.id), partition, r.body, r.content_type) for r in rows
+            )
+            if len(found) >= limit:
+                break
+        return found
+
+    async def get(
+        self, qid: uuid.UUID, keys: Sequence[tuple[int, MessageKey]], level: int
+    ) -> list[Message]:
+        results = await _all(
+            [self._db.run("get", (qid, p, hour(k.ts), timeuuid(k)), level) for p, k in keys]
+        )
+        return [
+            Message(key, partition, rows[0].body, rows[0].content_type)
+            for (partition, key), rows in zip(keys, results, strict=True)
+            if rows
+        ]
+
+    async def delete(
+        self, qid: uuid.UUID, keys: Sequence[tuple[int, MessageKey]], level: int
+    ) -> None:
+        await _all(
+            [self._db.run("delete", (qid, p, hour(k.ts), timeuuid(k)), level) for p, k in keys]
+        )
+
+    async def count(self, qid: uuid.UUID, partitions: int, level: int) -> int:
+        """Unexpired messages in partitions 1..``partitions``, one count per hour bucket."""
+        total = 0
+        for partition in range(1, partitions + 1):
+            hours = await self._db.run("hours_from", (qid, partition, 0), level)
+            counts = await _all(
+                [self._db.run("count", (qid, partition, h.hour), level) for h in hours]
+            )
+            total += sum(rows[0][0] for rows in counts)
+        return total

@@ -1,0 +1,59 @@
+"""The Cassandra schema: the keyspace and its tables, created at start unless disabled.
+
+``queues``
+    One row per queue, partitioned by ``(app, bucket)`` where ``bucket`` is the
+    first character of the name. Names sort in binary order inside a bucket
+    and buckets sort by that character, so walking the buckets in order pages
+    through an application's queues in binary name order; an application with
+    millions of queues spreads them over up to 65 partitions instead of one.
+``queue_buckets``
+    The buckets an application has queues in, so listing skips empty ones.
+``messages``
+    Partition ``(qid, partition, hour)``: one queue incarnation's partition
+    for one hour, clustered by the message's TimeUUID; native TTL,
+    TimeWindowCompactionStrategy (whole SSTables expire together).
+``message_hours``
+    The hours a queue partition has messages in, so range reads and counts
+    visit only those.
+"""
+
+from __future__ import annotations
+
+from cassandra.cluster import Session
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS {ks}.queues (
+        app text, bucket text, name text, qid uuid, partitions int, type text,
+        consistency text, principles list<text>, created double,
+        PRIMARY KEY ((app, bucket), name))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.queue_buckets (
+        app text, bucket text, PRIMARY KEY ((app), bucket))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.messages (
+        qid uuid, partition int, hour int, id timeuuid, body text, content_type text,
+        PRIMARY KEY ((qid, partition, hour), id))
+        WITH CLUSTERING ORDER BY (id ASC)
+        AND default_time_to_live = 259200
+        AND compaction = {{'class': 'TimeWindowCompactionStrategy',
+            'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}""",
+    """CREATE TABLE IF NOT EXISTS {ks}.message_hours (
+        qid uuid, partition int, hour int, PRIMARY KEY ((qid, partition), hour))""",
+)
+
+
+def replication_map(replication: int, datacenters: dict[str, int]) -> str:
+    """The keyspace's replication: SimpleStrategy (one DC) or NetworkTopologyStrategy."""
+    if datacenters:
+        dcs = ", ".join(f"'{dc}': {n}" for dc, n in datacenters.items())
+        return f"{{'class': 'NetworkTopologyStrategy', {dcs}}}"
+    return f"{{'class': 'SimpleStrategy', 'replication_factor': {replication}}}"
+
+
+def create(session: Session, keyspace: str, replication: int, datacenters: dict[str, int]) -> None:
+    """Create the keyspace and tables that do not exist yet (blocking; driver errors raise)."""
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace}"
+        f" WITH replication = {replication_map(replication, datacenters)}",
+        timeout=60,
+    )
+    for statement in TABLES:
+        session.execute(statement.format(ks=keyspace), timeout=60)

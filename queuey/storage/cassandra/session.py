@@ -1,0 +1,207 @@
+"""The connection to the cluster: one driver session, prepared statements, consistency levels.
+
+Consistency per request from the queue's level: weak → ONE, strong → QUORUM
+(LOCAL_QUORUM with several data centres), very_strong → EACH_QUORUM for writes
+(QUORUM on a single-DC keyspace) and QUORUM for reads. Queue metadata is
+written at (LOCAL_)QUORUM and read there too, falling back to one replica.
+
+Statements run as awaitables on the caller's event loop. Every failure of the
+driver or the cluster (unreachable, too few replicas, a timeout, a statement
+refused, a value that cannot be encoded) leaves this module as
+:class:`StorageUnavailable`, the driver's exception chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.policies import DCAwareRoundRobinPolicy, RoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+
+from queuey.storage.base import StorageUnavailable
+from queuey.storage.cassandra import schema, statements
+
+DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+#: What binding a value the column cannot hold raises (a str that is no UTF-8, an int too big).
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """Consistency levels by queue consistency, for writes and reads, and for queue metadata."""
+
+    write: dict[str, int]
+    read: dict[str, int]
+    meta: int
+
+    @classmethod
+    def for_datacenters(cls, datacenters: int) -> Levels:
+        multi_dc = datacenters > 1
+        quorum = ConsistencyLevel.LOCAL_QUORUM if multi_dc else ConsistencyLevel.QUORUM
+        every_dc = ConsistencyLevel.EACH_QUORUM if multi_dc else ConsistencyLevel.QUORUM
+        return cls(
+            write={"weak": ConsistencyLevel.ONE, "strong": quorum, "very_strong": every_dc},
+            read={
+                "weak": ConsistencyLevel.ONE,
+                "strong": quorum,
+                "very_strong": ConsistencyLevel.QUORUM,
+            },
+            meta=quorum,
+        )
+
+
+class Connection:
+    """One cluster and session, with every statement prepared; closed until :meth:`open`."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        keyspace: str,
+        *,
+        port: int,
+        replication: int,
+        datacenters: dict[str, int],
+        create_schema: bool,
+        request_timeout: float,
+    ) -> None:
+        self.hosts = list(hosts)
+        self.keyspace = keyspace
+        self.port = port
+        self.replication = replication
+        self.datacenters = datacenters
+        self.create_schema = create_schema
+        self.request_timeout = request_timeout
+        self.levels = Levels.for_datacenters(len(datacenters))
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def _connect(self) -> Session:
+        if self.datacenters:
+            local_dc = next(iter(self.datacenters))
+            balancing: Any = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc))
+        else:
+            balancing = TokenAwarePolicy(RoundRobinPolicy())
+        profile = ExecutionProfile(
+            load_balancing_policy=balancing,
+            request_timeout=self.request_timeout,
+            consistency_level=self.levels.meta,
+        )
+        self._cluster = Cluster(
+            self.hosts,
+            port=self.port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            protocol_version=5,
+            connect_timeout=10,
+            control_connection_timeout=10,
+        )
+        session = self._cluster.connect()
+        if self.create_schema:
+            schema.create(session, self.keyspace, self.replication, self.datacenters)
+        self._prepared = statements.prepare(session, self.keyspace)
+        return session
+
+    async def open(self) -> None:
+        """Connect, create the schema if asked, prepare the statements."""
+        loop = asyncio.get_running_loop()
+        try:
+            self._session = await loop.run_in_executor(None, self._connect)
+        except DRIVER_ERRORS as exc:
+            await self.close()
+            raise StorageUnavailable(f"cannot reach Cassandra at {self.hosts}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Shut the cluster connection down. Idempotent."""
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
+
+    def bind(self, name: str, args: Sequence[Any]) -> BoundStatement:
+        """Statement ``name`` with ``args`` encoded; StorageUnavailable if a value cannot be."""
+        try:
+            return self._prepared[name].bind(args)
+        except ENCODE_ERRORS as exc:
+            raise StorageUnavailable(
+                f"Cassandra cannot store a value: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def execute(self, statement: BoundStatement | BatchStatement, level: int) -> list[Any]:
+        """Run a statement at ``level``; driver trouble becomes StorageUnavailable."""
+        session = self._session
+        if session is None:
+            raise StorageUnavailable("the store is closed")
+        statement.consistency_level = level
+        try:
+            future = session.execute_async(statement, timeout=self.request_timeout)
+            rows: list[Any] = await _bridge(asyncio.get_running_loop(), future)
+        except DRIVER_ERRORS as exc:
+            raise StorageUnavailable(f"Cassandra: {type(exc).__name__}: {exc}") from exc
+        return rows
+
+    async def run(self, name: str, args: Sequence[Any], level: int) -> list[Any]:
+        """Bind and execute prepared statement ``name`` at ``level``."""
+        if self._session is None:
+            raise StorageUnavailable("the store is closed")
+        return await self.execute(self.bind(name, args), level)
+
+    async def meta(self, name: str, args: Sequence[Any]) -> list[Any]:
+        """Read queue metadata at quorum, falling back to one replica when too few answer.
+
+        Metadata changes rarely; serving it from one replica keeps ``weak``
+        queues readable and writable while a quorum is down.
+        """
+        try:
+            return await self.run(name, args, self.levels.meta)
+        except StorageUnavailable:
+            return await self.run(name, args, ConsistencyLevel.ONE)
+
+    async def batch(self, bound: Sequence[BoundStatement], level: int, *, logged: bool) -> None:
+        """Run ``bound`` as one batch: LOGGED (all or nothing across partitions) or UNLOGGED.
+
+        An UNLOGGED batch whose statements share one partition is one mutation:
+        atomic and isolated on each replica, and exempt from the cluster's batch
+        size limit. A LOGGED batch is applied entirely or not at all (through
+        the batchlog), within ``batch_size_fail_threshold``.
+        """
+        if len(bound) == 1:
+            await self.execute(bound[0], level)
+            return
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
+        for statement in bound:
+            batch.add(statement)
+        await self.execute(batch, level)
+
+
+def _bridge(loop: asyncio.AbstractEventLoop, future: ResponseFuture) -> asyncio.Future[Any]:
+    """An asyncio future for a driver future (whose callbacks run on the driver's thread)."""
+    result: asyncio.Future[Any] = loop.create_future()
+
+    def done(value: Any) -> None:
+        if not result.done():
+            result.set_result(value)
+
+    def failed(error: BaseException) -> None:
+        if not result.done():
+            result.set_exception(error)
+
+    def on_result(rows: Any) -> None:
+        loop.call_soon_threadsafe(done, rows)
+
+    def on_error(error: BaseException) -> None:
+        loop.call_soon_threadsafe(failed, error)
+
+    future.add_callbacks(on_result, on_error)
+    return result

@@ -1,0 +1,65 @@
+"""Every CQL statement the backend runs, prepared once per connection by name.
+
+Tables are named with their keyspace: ``USE`` with prepared statements is ambiguous.
+"""
+
+from __future__ import annotations
+
+from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
+
+#: Index rows outlive any message (TTL is at most 2**25 s) by an hour.
+INDEX_TTL = 2**25 + 3600
+
+STATEMENTS = {
+    "ping": "SELECT release_version FROM system.local",
+    "add_bucket": "INSERT INTO {ks}.queue_buckets (app, bucket) VALUES (?, ?)",
+    "buckets": "SELECT bucket FROM {ks}.queue_buckets WHERE app = ? AND bucket >= ?",
+    "create_queue": (
+        "INSERT INTO {ks}.queues (app, bucket, name, qid, partitions, type, consistency,"
+        " principles, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+    ),
+    "get_queue": (
+        "SELECT name, qid, partitions, type, consistency, principles, created FROM {ks}.queues"
+        " WHERE app = ? AND bucket = ? AND name = ?"
+    ),
+    "update_queue": (
+        "UPDATE {ks}.queues SET partitions = ?, type = ?, consistency = ?, principles = ?"
+        " WHERE app = ? AND bucket = ? AND name = ? IF qid = ?"
+    ),
+    "delete_queue": "DELETE FROM {ks}.queues WHERE app = ? AND bucket = ? AND name = ?",
+    "list_queues": (
+        "SELECT name, qid, partitions, type, consistency, principles, created FROM {ks}.queues"
+        " WHERE app = ? AND bucket = ? AND name >= ? LIMIT ?"
+    ),
+    "add_hour": (
+        "INSERT INTO {ks}.message_hours (qid, partition, hour) VALUES (?, ?, ?)"
+        f" USING TTL {INDEX_TTL}"
+    ),
+    "hours_from": (
+        "SELECT hour FROM {ks}.message_hours WHERE qid = ? AND partition = ? AND hour >= ?"
+    ),
+    "count": "SELECT count(*) FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ?",
+    "insert": (
+        "INSERT INTO {ks}.messages (qid, partition, hour, id, body, content_type)"
+        " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "range_asc": (
+        "SELECT id, body, content_type FROM {ks}.messages WHERE qid = ? AND partition = ?"
+        " AND hour = ? AND id >= ? AND id <= ? ORDER BY id ASC LIMIT ?"
+    ),
+    "range_desc": (
+        "SELECT id, body, content_type FROM {ks}.messages WHERE qid = ? AND partition = ?"
+        " AND hour = ? AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?"
+    ),
+    "get": (
+        "SELECT body, content_type FROM {ks}.messages"
+        " WHERE qid = ? AND partition = ? AND hour = ? AND id = ?"
+    ),
+    "delete": "DELETE FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ? AND id = ?",
+}
+
+
+def prepare(session: Session, keyspace: str) -> dict[str, PreparedStatement]:
+    """Every statement prepared on ``session`` (blocking; driver errors raise)."""
+    return {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}

@@ -1,0 +1,100 @@
+"""Background reclamation: expired messages, and the messages of deleted queues, in small batches.
+
+Reads hide expired messages at once; this only gives the space back. Each
+batch is its own writer job (never fsynced), so requests interleave with a
+long purge instead of waiting behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+
+from queuey.storage.base import StorageUnavailable
+from queuey.storage.sqlite.writer import Txn, Writer
+
+log = logging.getLogger(__name__)
+
+_DELETE = "DELETE FROM messages WHERE qid = ? AND partition = ? AND ts = ? AND tail = ?"
+
+
+async def purge(writer: Writer, batch: int) -> int:
+    """Delete expired messages and those of deleted queues, ``batch`` rows per transaction.
+
+    Returns the number of rows deleted. Raises :class:`StorageUnavailable` if
+    a batch fails; what earlier batches deleted stays deleted.
+    """
+    total = 0
+
+    def expired(conn: sqlite3.Connection, txn: Txn) -> int:
+        rows = conn.execute(
+            "SELECT qid, partition, ts, tail FROM messages WHERE expires <= ? LIMIT ?",
+            (txn.now_ms, batch),
+        ).fetchall()
+        conn.executemany(_DELETE, rows)
+        return len(rows)
+
+    while (done := await writer.submit(expired, durable=False)) > 0:
+        total += done
+        if done < batch:
+            break
+
+    def dead(conn: sqlite3.Connection, txn: Txn) -> int:
+        """One batch of the first deleted queue; -1 when none is left."""
+        row = conn.execute("SELECT qid FROM dead_queues LIMIT 1").fetchone()
+        if row is None:
+            return -1
+        rows = conn.execute(
+            "SELECT qid, partition, ts, tail FROM messages WHERE qid = ? LIMIT ?",
+            (row[0], batch),
+        ).fetchall()
+        if not rows:
+            conn.execute("DELETE FROM dead_queues WHERE qid = ?", (row[0],))
+        conn.executemany(_DELETE, rows)
+        return len(rows)
+
+    while (done := await writer.submit(dead, durable=False)) >= 0:
+        total += done
+    return total
+
+
+class Purger:
+    """Runs :func:`purge` every ``interval`` seconds, or sooner when woken."""
+
+    def __init__(self, writer: Writer, *, interval: float, batch: int) -> None:
+        self._writer = writer
+        self._interval = interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Purge now (a queue was deleted) rather than at the next interval."""
+        self._wake.set()
+
+    async def run(self) -> int:
+        """Purge once, now; see :func:`purge`."""
+        return await purge(self._writer, self._batch)
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.run()
+            except StorageUnavailable as exc:
+                log.warning("purge postponed: %s", exc)

@@ -1,0 +1,80 @@
+"""The SQLite schema: tables as numbered migrations, applied at start.
+
+Add a migration by appending to ``MIGRATIONS``; never edit a released one.
+Several processes may start at once: migrations run under ``BEGIN IMMEDIATE``
+so exactly one of them applies each step.
+
+Tables: ``queues`` (one row per queue incarnation; its ``id`` is the queue's
+storage handle), ``messages`` (keyed by queue id, partition and message key;
+``WITHOUT ROWID``; an index on ``expires`` for the purge), ``clock`` (the
+largest key timestamp ever committed, see ``clock.py``) and ``dead_queues``
+(deleted queues whose messages the purge still has to reclaim).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: queues, messages, the shared key clock, queues awaiting reclamation.
+    """
+    CREATE TABLE clock (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        last_ts INTEGER NOT NULL
+    );
+    INSERT INTO clock (id, last_ts) VALUES (0, 0);
+    -- AUTOINCREMENT: a queue created again under a deleted one's name never
+    -- reuses its id, so messages still awaiting reclamation stay invisible.
+    CREATE TABLE queues (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        partitions INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        consistency TEXT NOT NULL,
+        principles TEXT NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (app, name)
+    );
+    CREATE TABLE messages (
+        qid INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        tail BLOB NOT NULL,
+        expires INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (qid, partition, ts, tail)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_expires ON messages (expires);
+    CREATE TABLE dead_queues (qid INTEGER PRIMARY KEY);
+    """,
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The last migration applied to the file (0 for a new file)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to the latest schema; return the version it is at."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this Queuey knows ({len(MIGRATIONS)})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

@@ -1,0 +1,214 @@
+"""SQLiteStorage: the storage contract on one SQLite file, glued from this package's parts.
+
+Writes go to the file's single writer thread (``writer.py``: group commit,
+fsync for ``strong``/``very_strong``), keys are stamped inside it above the
+file's key clock (``clock.py``), reads go to the readers (``connections.py``),
+the SQL lives in ``queues.py`` and ``messages.py``, and ``purge.py`` reclaims
+space in the background. The schema is migrated at start (``schema.py``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from queuey.storage.base import (
+    Message,
+    NewMessage,
+    Queue,
+    QueueChanged,
+    QueueNotFound,
+    QueueSettings,
+    StorageUnavailable,
+)
+from queuey.storage.keys import MessageKey, new_tail
+from queuey.storage.sqlite import messages as message_sql
+from queuey.storage.sqlite import queues as queue_sql
+from queuey.storage.sqlite.connections import SMALL_READ, Readers, connect
+from queuey.storage.sqlite.purge import Purger
+from queuey.storage.sqlite.schema import migrate
+from queuey.storage.sqlite.writer import Writer
+
+#: Defaults of the constructor's knobs (see :class:`SQLiteStorage`).
+READERS = 4
+BUSY_TIMEOUT = 10.0
+PURGE_BATCH = 1000
+PURGE_INTERVAL = 30.0
+
+
+class SQLiteStorage:
+    """A :class:`queuey.storage.base.Storage` on one SQLite file.
+
+    ``path``: the file (its directory is created); several processes may
+    share it. The knobs:
+
+    ``readers``
+        Threads (each with its own connection) that run reads too large for
+        the event loop's own connection. Default 4.
+    ``busy_timeout``
+        Seconds a connection waits for another process's lock on the file
+        before the call fails with :class:`StorageUnavailable`. Default 10.
+    ``purge_batch``
+        Rows the background purge deletes per writer transaction: small
+        batches let requests in between. Default 1000.
+    ``purge_interval``
+        Seconds between background purges (a queue deletion starts one at
+        once). Default 30.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readers: int = READERS,
+        busy_timeout: float = BUSY_TIMEOUT,
+        purge_batch: int = PURGE_BATCH,
+        purge_interval: float = PURGE_INTERVAL,
+    ) -> None:
+        if readers < 1 or purge_batch < 1 or busy_timeout < 0 or purge_interval <= 0:
+            raise ValueError("readers and purge_batch must be >= 1, the durations positive")
+        self.path = str(path)
+        self._busy_timeout = busy_timeout
+        self._tail = new_tail()
+        self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
+        self._writer = Writer(refusals=(QueueNotFound, QueueChanged))
+        self._purger = Purger(self._writer, interval=purge_interval, batch=purge_batch)
+        self._started = False
+
+    @property
+    def commits(self) -> int:
+        """Transactions the writer committed (for tests and stats)."""
+        return self._writer.commits
+
+    @property
+    def synced_commits(self) -> int:
+        """Committed transactions that were fsynced (``synchronous=FULL``)."""
+        return self._writer.synced_commits
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = connect(self.path, self._busy_timeout)
+            try:
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._readers.start()
+        self._writer.start(conn)
+        self._purger.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self._purger.stop()
+        await self._writer.stop()
+        self._readers.close()
+
+    async def ping(self) -> None:
+        await self._readers.run(
+            lambda conn: conn.execute("SELECT last_ts FROM clock").fetchone(), small=True
+        )
+        if not self._writer.alive:
+            raise StorageUnavailable("the SQLite writer is not running")
+
+    def settle_seconds(self, consistency: str) -> float:
+        # Keys are stamped in commit order: a message is visible exactly when committed.
+        return 0.0
+
+    # -- queues ------------------------------------------------------------
+
+    async def create_queue(
+        self, app: str, name: str, settings: QueueSettings
+    ) -> tuple[Queue, bool]:
+        return await self._writer.submit(
+            lambda conn, txn: queue_sql.create(conn, app, name, settings), durable=True
+        )
+
+    async def get_queue(self, app: str, name: str) -> Queue | None:
+        return await self._readers.run(lambda conn: queue_sql.get(conn, app, name), small=True)
+
+    async def update_queue(self, queue: Queue, settings: QueueSettings) -> Queue:
+        qid = int(queue.handle)
+        return await self._writer.submit(
+            lambda conn, txn: queue_sql.update(conn, qid, settings), durable=True
+        )
+
+    async def delete_queue(self, queue: Queue) -> None:
+        qid = int(queue.handle)
+        await self._writer.submit(lambda conn, txn: queue_sql.delete(conn, qid), durable=True)
+        self._purger.wake()
+
+    async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
+        return await self._readers.run(
+            lambda conn: queue_sql.page(conn, app, start, limit), small=limit <= SMALL_READ
+        )
+
+    async def count_messages(self, queue: Queue) -> int:
+        qid = int(queue.handle)
+        return await self._readers.run(lambda conn: message_sql.count(conn, qid))
+
+    # -- messages ----------------------------------------------------------
+
+    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
+        tail = self._tail
+        return await self._writer.submit(
+            lambda conn, txn: message_sql.post(conn, txn, queue, tail, messages),
+            durable=queue.settings.consistency != "weak",
+        )
+
+    async def read_range(
+        self,
+        queue: Queue,
+        partition: int,
+        since: MessageKey | None,
+        limit: int,
+        descending: bool,
+    ) -> list[Message]:
+        scan = message_sql.RangeScan(int(queue.handle), partition, since, limit, descending)
+        return await self._readers.run(scan, small=limit <= SMALL_READ)
+
+    async def get_messages(
+        self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]
+    ) -> list[Message]:
+        qid = int(queue.handle)
+        return await self._readers.run(
+            lambda conn: message_sql.fetch(conn, qid, keys), small=len(keys) <= SMALL_READ
+        )
+
+    async def put_messages(
+        self,
+        queue: Queue,
+        keys: Sequence[tuple[int, MessageKey]],
+        body: str,
+        content_type: str,
+        ttl: int,
+    ) -> None:
+        await self._writer.submit(
+            lambda conn, txn: message_sql.put(conn, txn, queue, keys, body, content_type, ttl),
+            durable=queue.settings.consistency != "weak",
+        )
+
+    async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
+        qid = int(queue.handle)
+        await self._writer.submit(
+            lambda conn, txn: message_sql.delete(conn, qid, keys),
+            durable=queue.settings.consistency != "weak",
+        )
+
+    # -- background purge ----------------------------------------------------
+
+    async def purge(self) -> int:
+        """Reclaim expired messages and those of deleted queues now; return the rows deleted.
+
+        Each batch is its own writer job, so requests interleave with a long purge.
+        """
+        return await self._purger.run()
