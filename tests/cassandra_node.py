@@ -44,10 +44,19 @@ class Nodes:
             return [runner.address(n) for n in running]
         if running:
             runner.stop()
-        self.started_here = True
-        addresses: list[str] = runner.start(
-            nodes=count, fresh=True, install_deps=bool(os.environ.get("CI"))
-        )
+        try:
+            addresses: list[str] = runner.start(
+                nodes=count, fresh=True, install_deps=bool(os.environ.get("CI"))
+            )
+        except runner.CassandraError:
+            # A parallel test run started them meanwhile (the port was not open yet
+            # when we looked): use them, and leave them to it.
+            if [n for n in range(1, 4) if runner.is_up(n)] != list(range(1, count + 1)):
+                raise
+            addresses = [runner.address(n) for n in range(1, count + 1)]
+        else:
+            # Only now: a session whose start failed must not stop others' nodes at its end.
+            self.started_here = True
         self.count = count
         return addresses
 
