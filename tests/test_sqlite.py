@@ -1,21 +1,27 @@
-"""What only the SQLite backend promises: group commit, migrations, cheap queue deletion."""
+"""What only the SQLite backend promises: group commit, the writer's job API, the file's key
+clock, migrations, cheap queue deletion, its knobs."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from queuey.storage import keys as keys_module
+from queuey.storage import open_storage
 from queuey.storage.base import NewMessage, QueueSettings, StorageUnavailable
 from queuey.storage.sqlite import SQLiteStorage
-from queuey.storage.sqlite.schema import MIGRATIONS
+from queuey.storage.sqlite.connections import connect
+from queuey.storage.sqlite.schema import MIGRATIONS, migrate
+from queuey.storage.sqlite.writer import Job, Txn, Writer
 
 
-def msg(body: str) -> NewMessage:
-    return NewMessage(body=body, content_type="text/plain", ttl=3600, partition=1)
+def msg(body: str, ttl: int = 3600) -> NewMessage:
+    return NewMessage(body=body, content_type="text/plain", ttl=ttl, partition=1)
 
 
 @pytest.fixture
@@ -103,3 +109,135 @@ async def test_deleting_a_big_queue_does_not_stall_other_writes(store: SQLiteSto
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM dead_queues").fetchone()[0] == 0
+
+
+# -- the writer, as future transactions (consumer groups) will use it -------------------
+
+
+async def test_writer_jobs_share_a_transaction_and_fail_alone(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "w.db"), busy_timeout=1.0)
+    migrate(conn)
+    conn.execute("CREATE TABLE t (v TEXT NOT NULL)")
+    writer = Writer(refusals=(LookupError,))
+    writer.start(conn)
+
+    def insert(value: str) -> Job[int]:
+        return lambda c, txn: c.execute("INSERT INTO t VALUES (?)", (value,)).rowcount
+
+    def refuse(c: sqlite3.Connection, txn: Txn) -> None:
+        raise LookupError("refused before writing")
+
+    def broken(c: sqlite3.Connection, txn: Txn) -> None:
+        c.execute("INSERT INTO t VALUES ('half')")
+        raise RuntimeError("a bug after a write")
+
+    def stamp(c: sqlite3.Connection, txn: Txn) -> tuple[int, int]:
+        return txn.take(3), txn.take(2)
+
+    results = await asyncio.gather(
+        writer.submit(insert("a"), durable=False),
+        writer.submit(refuse, durable=False),
+        writer.submit(broken, durable=False),
+        writer.submit(stamp, durable=True),
+        writer.submit(insert("b"), durable=False),
+        return_exceptions=True,
+    )
+    assert [results[0], results[4]] == [1, 1]
+    assert isinstance(results[1], LookupError)  # a refusal reaches its caller as raised
+    assert isinstance(results[2], StorageUnavailable)  # anything else: StorageUnavailable
+    assert isinstance(results[2].__cause__, RuntimeError)
+    stamped = results[3]
+    assert isinstance(stamped, tuple)
+    first, second = stamped
+    assert second >= first + 3  # each take is a consecutive run above the one before
+    assert writer.synced_commits >= 1
+    await writer.stop()
+    with pytest.raises(StorageUnavailable):
+        writer.submit(insert("c"), durable=False)
+    with sqlite3.connect(tmp_path / "w.db") as check:
+        assert sorted(r[0] for r in check.execute("SELECT v FROM t")) == ["a", "b"]  # no "half"
+        assert check.execute("SELECT last_ts FROM clock").fetchone()[0] == second + 1
+
+
+async def test_keys_stay_above_the_file_clock_when_the_wall_clock_steps_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (here another store on the file) starts its own clock at 0, and the
+    wall clock goes back a day: keys still follow commit order, above the ``clock`` row."""
+    first = SQLiteStorage(tmp_path / "q.db")
+    await first.start()
+    queue, _ = await first.create_queue("app", "q", QueueSettings())
+    posted = await first.post_messages(queue, [msg("a")])
+    real = keys_module.now_ticks
+    monkeypatch.setattr(keys_module, "now_ticks", lambda: real() - 86400 * 10_000_000)
+    second = SQLiteStorage(tmp_path / "q.db")
+    await second.start()
+    try:
+        posted += await second.post_messages(queue, [msg("b")])
+        posted += await first.post_messages(queue, [msg("c")])
+        posted += await second.post_messages(queue, [msg("d"), msg("e")])
+    finally:
+        await first.close()
+        await second.close()
+    third = SQLiteStorage(tmp_path / "q.db")  # a restart, the clock still a day behind
+    await third.start()
+    try:
+        posted += await third.post_messages(queue, [msg("f")])
+        stored = await third.read_range(queue, 1, None, 10, False)
+    finally:
+        await third.close()
+    assert posted == sorted(posted) and len(set(posted)) == 6
+    assert [m.body for m in stored] == list("abcdef")
+
+
+# -- the knobs ---------------------------------------------------------------------------
+
+
+def test_open_storage_passes_the_sqlite_knobs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    tuned = open_storage(url, readers=2, busy_timeout=0.5, purge_batch=7, purge_interval=9.0)
+    assert isinstance(tuned, SQLiteStorage)
+    assert (tuned.readers, tuned.busy_timeout, tuned.purge_batch, tuned.purge_interval) == (
+        2,
+        0.5,
+        7,
+        9.0,
+    )
+    default = open_storage(url, readers=None, busy_timeout=None, purge_batch=None)
+    assert isinstance(default, SQLiteStorage)
+    assert (default.readers, default.busy_timeout, default.purge_batch) == (4, 10.0, 1000)
+    assert default.purge_interval == 30.0
+
+
+async def test_a_locked_file_fails_writes_after_busy_timeout(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "q.db", busy_timeout=0.2)
+    await store.start()
+    try:
+        queue, _ = await store.create_queue("app", "q", QueueSettings())
+        blocker = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        began = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="locked"):
+            await store.post_messages(queue, [msg("waits")])
+        assert 0.15 < time.monotonic() - began < 5
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await store.post_messages(queue, [msg("goes")])
+        assert [m.body for m in await store.read_range(queue, 1, None, 10, False)] == ["goes"]
+    finally:
+        await store.close()
+
+
+async def test_purge_works_in_batches_of_purge_batch(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "q.db", purge_batch=10, purge_interval=3600)
+    await store.start()
+    try:
+        queue, _ = await store.create_queue("app", "q", QueueSettings(consistency="weak"))
+        await store.post_messages(queue, [msg(str(i), ttl=1) for i in range(25)])
+        await asyncio.sleep(1.1)
+        before = store.commits
+        assert await store.purge() == 25
+        # 10 + 10 + 5 expired rows, then one look for deleted queues: one transaction each.
+        assert store.commits - before == 4
+    finally:
+        await store.close()

@@ -7,15 +7,18 @@ import time
 
 import pytest
 
+from queuey.storage import keys as keys_module
 from queuey.storage.base import (
     NewMessage,
     Queue,
+    QueueChanged,
     QueueNotFound,
     QueueSettings,
     Storage,
     StorageUnavailable,
 )
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
+from queuey.storage.sqlite import SQLiteStorage
 
 
 def msg(body: str, partition: int = 1, ttl: int = 3600) -> NewMessage:
@@ -163,3 +166,165 @@ async def test_closed_store_is_unavailable(storage: Storage) -> None:
         await storage.post_messages(queue, [msg("x")])
     with pytest.raises(StorageUnavailable):
         await storage.get_queue("app", "q")
+
+
+# -- stale copies: QueueChanged and QueueNotFound ------------------------------------
+
+
+async def stored_everywhere(storage: Storage, queue: Queue) -> list[str]:
+    """Every body stored in any partition of the queue as it is stored now."""
+    fresh = await storage.get_queue(queue.app, queue.name)
+    assert fresh is not None
+    found: list[str] = []
+    for partition in range(1, fresh.partitions + 1):
+        found += await bodies(storage, fresh, partition)
+    return found
+
+
+@pytest.mark.parametrize(
+    "change",
+    [QueueSettings(partitions=3), QueueSettings(partitions=2, consistency="weak")],
+    ids=["partitions", "consistency"],
+)
+async def test_a_stale_copy_is_refused_and_stores_nothing(
+    storage: Storage, change: QueueSettings
+) -> None:
+    stale = await new_queue(storage, partitions=2)
+    fresh = await storage.update_queue(stale, change)
+    (kept,) = await storage.post_messages(fresh, [msg("kept")])
+    with pytest.raises(QueueChanged):
+        await storage.post_messages(stale, [msg("one"), msg("two", 2)])
+    with pytest.raises(QueueChanged):
+        await storage.put_messages(stale, [(1, kept)], "overwritten", "text/plain", 60)
+    assert await stored_everywhere(storage, fresh) == ["kept"]
+    assert await storage.count_messages(fresh) == 1
+    # The fresh copy writes.
+    await storage.post_messages(fresh, [msg("new")])
+    assert await stored_everywhere(storage, fresh) == ["kept", "new"]
+
+
+async def test_a_copy_differing_in_type_or_principles_still_writes(storage: Storage) -> None:
+    old = await new_queue(storage)
+    await storage.update_queue(old, QueueSettings(type="public", principles=("app:x",)))
+    await storage.post_messages(old, [msg("fine")])
+    assert await stored_everywhere(storage, old) == ["fine"]
+
+
+async def test_a_deleted_queue_refuses_writes_through_old_copies(storage: Storage) -> None:
+    old = await new_queue(storage)
+    (key,) = await storage.post_messages(old, [msg("old")])
+    await storage.delete_queue(old)
+    again = await new_queue(storage)  # same name, new incarnation
+    assert again.handle != old.handle
+    with pytest.raises(QueueNotFound):
+        await storage.post_messages(old, [msg("late")])
+    with pytest.raises(QueueNotFound):
+        await storage.put_messages(old, [(1, key)], "late", "text/plain", 60)
+    with pytest.raises(QueueNotFound):
+        await storage.update_queue(old, QueueSettings(partitions=5))
+    await storage.delete_queue(old)  # already gone: no error, and the new queue stays
+    current = await storage.get_queue("app", "q")
+    assert current == again and current.handle == again.handle
+    assert current.partitions == 1
+    assert await stored_everywhere(storage, again) == []
+
+
+async def test_concurrent_updates_never_shrink_partitions(storage: Storage) -> None:
+    queue = await new_queue(storage, partitions=2)
+    asked = [7, 3, 5, 2, 6, 4]
+    await asyncio.gather(*(storage.update_queue(queue, QueueSettings(partitions=n)) for n in asked))
+    stored = await storage.get_queue("app", "q")
+    assert stored is not None and stored.partitions == max(asked)
+
+
+# -- a call that fails midway ------------------------------------------------------
+
+#: A lone surrogate: a str with no UTF-8 encoding, so no store can hold it.
+UNENCODABLE = "\ud800"
+
+#: Messages as (partition, body); BAD marks the one that fails. "large" is above
+#: Cassandra's logged-batch limit (40 KiB), so it is written one batch per partition.
+BAD = "<bad>"
+SHAPES = {
+    "one partition": [(1, "a"), (1, "b"), (1, BAD), (1, "c")],
+    "three partitions": [(1, "a"), (2, "b"), (2, BAD), (3, "c")],
+    "large": [(p, f"{p}-{i}-" + "x" * 1024) for p in (1, 2, 3) for i in range(20)] + [(2, BAD)],
+}
+
+
+def shaped(shape: str, bad: NewMessage) -> list[NewMessage]:
+    return [bad if body == BAD else msg(body, partition) for partition, body in SHAPES[shape]]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_message_that_cannot_be_encoded_fails_the_whole_call(
+    storage: Storage, shape: str
+) -> None:
+    # SQLite fails inside the writer's transaction, after the rows before it;
+    # Cassandra encodes every value before it sends anything.
+    queue = await new_queue(storage, partitions=3)
+    bad = msg(UNENCODABLE, 2)
+    results = await asyncio.gather(
+        storage.post_messages(queue, [msg("before", 1)]),
+        storage.post_messages(queue, shaped(shape, bad)),
+        storage.post_messages(queue, [msg("after", 3)]),
+        return_exceptions=True,
+    )
+    failure = results[1]
+    assert isinstance(failure, StorageUnavailable), failure  # never the raw UnicodeEncodeError
+    assert isinstance(failure.__cause__, UnicodeEncodeError)
+    assert sorted(await stored_everywhere(storage, queue)) == ["after", "before"]
+    assert await storage.count_messages(queue) == 2
+    # An overwrite that cannot be encoded changes nothing either.
+    (key,) = results[0]  # type: ignore[misc]
+    with pytest.raises(StorageUnavailable):
+        await storage.put_messages(queue, [(1, key), (2, key)], UNENCODABLE, "text/plain", 60)
+    assert [m.body for m in await storage.get_messages(queue, [(1, key), (2, key)])] == ["before"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_message_the_store_refuses_fails_its_batch(storage: Storage, shape: str) -> None:
+    """A TTL beyond what the store can hold: SQLite cannot bind the expiry (a 64-bit
+    overflow inside the transaction); Cassandra refuses TTLs over 20 years (the
+    node answers InvalidRequest). What is stored afterwards is the contract of
+    ``post_messages``: nothing, except for Cassandra's large calls, where the
+    batches of the other partitions are stored."""
+    is_sqlite = isinstance(storage, SQLiteStorage)
+    too_long = 2**60 if is_sqlite else 20 * 365 * 86400 + 1
+    queue = await new_queue(storage, partitions=3)
+    bad = NewMessage(body="bad", content_type="text/plain", ttl=too_long, partition=2)
+    messages = shaped(shape, bad)
+    with pytest.raises(StorageUnavailable):
+        await storage.post_messages(queue, messages)
+    stored = sorted(await stored_everywhere(storage, queue))
+    if is_sqlite or shape != "large":
+        assert stored == []
+    else:
+        assert stored == sorted(m.body for m in messages if m.partition != 2)
+    await storage.post_messages(queue, [msg("still works", 2)])
+    assert await bodies(storage, queue, 2) == ["still works"]
+
+
+# -- the key clock ----------------------------------------------------------------
+
+
+async def test_keys_keep_increasing_when_the_wall_clock_steps_back(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await new_queue(storage, consistency="weak")
+    posted = await storage.post_messages(queue, [msg("0a"), msg("0b")])
+    real = keys_module.now_ticks
+    hour = 3600 * 10_000_000
+    monkeypatch.setattr(keys_module, "now_ticks", lambda: real() - hour)  # the clock steps back
+    for i in range(1, 4):
+        posted += await storage.post_messages(queue, [msg(f"{i}a"), msg(f"{i}b")])
+    batches = await asyncio.gather(*(storage.post_messages(queue, [msg("c")]) for _ in range(20)))
+    concurrent = [k for batch in batches for k in batch]
+    monkeypatch.undo()  # the clock is right again
+    later = await storage.post_messages(queue, [msg("z")])
+    assert posted == sorted(posted) and len(set(posted)) == len(posted)
+    assert min(concurrent) > posted[-1] and len(set(concurrent)) == 20
+    assert later[0] > max(concurrent)
+    assert all(k.ts - posted[0].ts < 10_000_000 for k in posted)  # still near the real time
+    stored = await storage.read_range(queue, 1, None, 1000, False)
+    assert [m.key for m in stored] == posted + sorted(concurrent) + later

@@ -1,8 +1,9 @@
 """The storage contract every backend implements.
 
-The HTTP and domain layers talk to storage only through :class:`Storage`.
-A backend knows nothing of HTTP, keys or access rules; it stores queues and
-messages and keeps the ordering and durability promises written here.
+The domain layer talks to storage only through :class:`Storage`. A backend
+knows nothing of HTTP, keys or access rules; it stores queues and messages
+and keeps the ordering, durability and error promises written here and on
+each method. ``tests/test_storage_contract.py`` checks them on every backend.
 
 Ordering
     Within a partition messages are ordered by :class:`MessageKey`
@@ -10,7 +11,8 @@ Ordering
     increase in the order the writes become visible to readers on that
     backend's own terms: on SQLite in commit order (so a ``since`` reader never
     skips one), on Cassandra per web node, with the settle delay covering the
-    rest (see ``settle_seconds``).
+    rest (see ``settle_seconds``). They keep increasing when the wall clock
+    stands still or steps back.
 
 TTL
     Every message has an expiry; a message is visible while its expiry lies in
@@ -25,9 +27,14 @@ Consistency
 
 Errors
     A backend raises :class:`StorageUnavailable` when the store cannot answer
-    (unreachable, too few replicas, timeouts, a locked or broken file). It
-    never lets a driver's exception escape. Nothing else is raised for
-    well-formed calls.
+    or cannot take a write: unreachable, too few replicas, a timeout, a locked
+    or broken file, a value the store cannot hold (a ``str`` that cannot be
+    encoded as UTF-8, a TTL beyond the store's limit). It never lets a
+    driver's or ``sqlite3``'s exception, nor an encoding error, escape. After
+    a ``StorageUnavailable`` from a write the outcome is unknown unless the
+    method says more. :class:`QueueNotFound` and :class:`QueueChanged` refuse
+    a write before it stores anything. Nothing else is raised for well-formed
+    calls.
 """
 
 from __future__ import annotations
@@ -43,15 +50,21 @@ QUEUE_TYPES = ("user", "public")
 
 
 class StorageUnavailable(Exception):
-    """The store cannot serve the request right now (answered 503)."""
+    """The store cannot serve the request right now (answered 503).
+
+    From a write: its outcome is unknown, except where the method says more.
+    """
 
 
 class QueueNotFound(Exception):
-    """The queue was deleted while the call was under way (answered 404)."""
+    """The queue was deleted while the call was under way (answered 404); nothing was written."""
 
 
 class QueueChanged(Exception):
-    """The queue's partitions or consistency differ from the caller's copy: read it again."""
+    """The queue's partitions or consistency differ from the caller's copy; nothing was written.
+
+    The caller reads the queue again and retries with the fresh copy.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +118,28 @@ class Message:
 
 
 class Storage(Protocol):
-    """An async message store. All methods may raise :class:`StorageUnavailable`."""
+    """An async message store.
+
+    Every method may raise :class:`StorageUnavailable` (see the module's
+    "Errors"); that is left unsaid below. ``Queue`` arguments are copies the
+    caller read earlier, possibly from a cache: methods that write messages
+    check them against the stored queue first. Reads of messages take the
+    copy's handle, partitions and consistency as given.
+    """
 
     async def start(self) -> None:
-        """Connect, create or migrate the schema, start background work."""
+        """Connect, create or migrate the schema, start background work.
+
+        Raises StorageUnavailable when the store cannot be reached or (SQLite)
+        the file's schema is newer than this code. Call before anything else.
+        """
 
     async def close(self) -> None:
-        """Stop background work and release connections. Idempotent."""
+        """Stop background work and release connections. Idempotent.
+
+        Writes already submitted finish first (SQLite) or are abandoned with
+        the connection (Cassandra). Every later call raises StorageUnavailable.
+        """
 
     async def ping(self) -> None:
         """Return if the store answers a trivial read (and can write); raise otherwise."""
@@ -122,45 +150,78 @@ class Storage(Protocol):
         0 where keys are made in commit order (SQLite). On Cassandra keys made
         by different web nodes may commit out of order; hiding messages younger
         than this delay keeps a ``since`` reader from skipping a late one.
+        Never raises.
         """
 
     async def create_queue(
         self, app: str, name: str, settings: QueueSettings
     ) -> tuple[Queue, bool]:
-        """Create a queue; if it exists, change nothing.
+        """Create a queue; if one of that name exists, change nothing.
 
-        Returns the stored queue and whether this call created it.
+        Returns the stored queue (the existing one, with its own settings, if
+        the name was taken) and whether this call created it. Two concurrent
+        calls for one name create one queue: exactly one of them gets True.
+        A new queue has a new ``handle``, also under a deleted queue's name.
         """
 
     async def get_queue(self, app: str, name: str) -> Queue | None:
-        """The queue, or None when it does not exist (or was deleted)."""
+        """The queue as stored now, or None when there is none (or it was deleted)."""
 
     async def update_queue(self, queue: Queue, settings: QueueSettings) -> Queue:
-        """Replace a queue's settings; the partition count never shrinks.
+        """Replace the settings of this incarnation of the queue; return it as stored.
 
-        Raises :class:`QueueNotFound` if the queue was deleted meanwhile.
+        The partition count never shrinks: the stored count is the larger of
+        the old and the asked one, also under concurrent updates. Raises
+        :class:`QueueNotFound` if the queue was deleted (or created again)
+        since ``queue`` was read.
         """
 
     async def delete_queue(self, queue: Queue) -> None:
         """Remove the queue and its messages: gone for every reader at once.
 
-        The space may be reclaimed in the background; this call must not take
-        time proportional to the number of messages.
+        ``get_queue`` misses from now on, writes through any copy raise
+        :class:`QueueNotFound`, and a queue created again under the name starts
+        empty. The space may be reclaimed in the background; this call does
+        not take time proportional to the number of messages. A queue that is
+        already gone is no error.
         """
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
-        """Up to ``limit`` queues of ``app`` whose names are >= ``start``, in binary name order."""
+        """Up to ``limit`` queues of ``app`` whose names are >= ``start``, in binary name order.
+
+        ``start`` None or "" starts at the first. A page that ends with name N
+        continues at N + "\0" with nothing skipped or repeated (queues created
+        or deleted meanwhile may or may not show).
+        """
 
     async def count_messages(self, queue: Queue) -> int:
-        """The number of unexpired messages in all partitions."""
+        """The number of unexpired messages in all partitions of this incarnation."""
 
     async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
-        """Store messages all or nothing with keys the backend makes; return the keys in order.
+        """Store messages under keys the backend makes; return the keys in request order.
 
-        Raises :class:`QueueNotFound` if the queue was deleted meanwhile, and
-        :class:`QueueChanged` (storing nothing) if its partition count or
-        consistency is no longer that of ``queue``: callers may hold a cached
-        copy, and the write must honour the stored settings.
+        Each message goes to its ``partition`` (1..``queue.partitions``) with
+        its expiry ``ttl`` seconds from now. The keys are new, strictly
+        increasing in request order, above every key this backend made before
+        (see the module's "Ordering"), with timestamps near the current time
+        (never behind a key made earlier, even if the clock stepped back).
+        Once this returns, the messages are as durable as the queue's
+        consistency promises and visible to reads (after the settle delay).
+
+        Raises :class:`QueueNotFound` if the queue was deleted (or created
+        again) since ``queue`` was read, and :class:`QueueChanged` if its
+        partition count or consistency is no longer that of ``queue`` (the
+        write must honour the stored settings); then nothing was stored.
+
+        A :class:`StorageUnavailable` leaves the outcome unknown. SQLite: nothing
+        of the call was stored (one transaction). Cassandra: nothing was
+        stored when a value could not be encoded (every value is encoded before
+        anything is sent); otherwise messages that fall in one Cassandra
+        partition (one queue partition, one hour) within ``batch_bytes`` go in
+        one atomic batch, and messages over several partitions within
+        ``logged_batch_bytes`` in one LOGGED batch: all of them are stored or,
+        as far as Cassandra can say, none. Larger calls go in several batches,
+        each all or nothing, so some of the call's messages may be stored.
         """
 
     async def read_range(
@@ -176,14 +237,20 @@ class Storage(Protocol):
         Ascending: keys >= ``since``, oldest first. Descending: keys <= ``since``,
         newest first (a reader pages backwards with the last key it got). A
         ``since`` with an empty tail is a pure time bound covering its whole
-        tick. ``limit`` keeps the first ones in scan order. Messages younger
-        than the queue's settle delay are hidden.
+        tick. ``since`` None scans from the oldest (ascending) or the newest
+        (descending). ``limit`` keeps the first ones in scan order. Messages
+        younger than the queue's settle delay are hidden. A partition without
+        such messages gives [].
         """
 
     async def get_messages(
         self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]
     ) -> list[Message]:
-        """The unexpired messages among ``(partition, key)`` pairs, in the order asked."""
+        """The unexpired messages among ``(partition, key)`` pairs, in the order asked.
+
+        Absent or expired ones are left out (no error); the settle delay does
+        not apply.
+        """
 
     async def put_messages(
         self,
@@ -195,8 +262,17 @@ class Storage(Protocol):
     ) -> None:
         """Create or overwrite each ``(partition, key)`` with this body; the expiry restarts.
 
-        Raises :class:`QueueNotFound` and :class:`QueueChanged` as ``post_messages``.
+        Raises :class:`QueueNotFound` and :class:`QueueChanged` as
+        ``post_messages``, storing nothing. A :class:`StorageUnavailable` means
+        what it means there: on SQLite nothing was written; on Cassandra the
+        same batches apply, so a large call may be written in part.
         """
 
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
-        """Delete these messages; absent ones are no error."""
+        """Delete these messages; absent ones are no error.
+
+        Does not check ``queue`` against the stored one: deleting messages of
+        a deleted queue is deleting what is already gone. After a
+        :class:`StorageUnavailable` some of them may be deleted; calling again
+        finishes the job.
+        """

@@ -1,9 +1,11 @@
 """Queue metadata on Cassandra: bucketed rows, lightweight transactions, paging by name.
 
 Rows are partitioned by (application, first character of the name), see
-``schema.py``; creation is ``IF NOT EXISTS`` and updates are ``IF qid = ?``,
-so two web nodes never both create a queue, and an update never lands on a
-queue created again under the same name. ``namespace`` keeps one
+``schema.py``. Every change of a queue row is a lightweight transaction:
+creation is ``IF NOT EXISTS``, deletion ``IF qid = ?`` and updates ``IF qid =
+? AND partitions = ?``, so two web nodes never both create a queue, a stale
+copy never deletes or updates a queue created again under the same name, and
+concurrent updates never shrink the partition count. ``namespace`` keeps one
 deployment's applications apart from another's sharing the keyspace.
 """
 
@@ -21,6 +23,9 @@ from queuey.storage.base import (
     StorageUnavailable,
 )
 from queuey.storage.cassandra.session import Connection
+
+#: Compare-and-set rounds an update tries before it gives up.
+UPDATE_ATTEMPTS = 8
 
 
 def bucket(name: str) -> str:
@@ -81,32 +86,36 @@ class Queues:
         return _queue(app, rows[0]) if rows else None
 
     async def update(self, queue: Queue, settings: QueueSettings) -> Queue:
-        current = await self.get(queue.app, queue.name)
-        if current is None or current.handle != queue.handle:
-            raise QueueNotFound()
-        args = (
-            max(settings.partitions, current.partitions),
-            settings.type,
-            settings.consistency,
-            list(settings.principles),
-            self._app(queue.app),
-            bucket(queue.name),
-            queue.name,
-            uuid.UUID(queue.handle),
-        )
-        rows = await self._db.run("update_queue", args, self._db.levels.meta)
-        if not (rows and rows[0][0]):
-            raise QueueNotFound()
-        updated = await self.get(queue.app, queue.name)
-        if updated is None:
-            raise QueueNotFound()
-        return updated
+        """Compare-and-set on (incarnation, partition count), so the count never shrinks."""
+        for _ in range(UPDATE_ATTEMPTS):
+            current = await self.get(queue.app, queue.name)
+            if current is None or current.handle != queue.handle:
+                raise QueueNotFound()
+            args = (
+                max(settings.partitions, current.partitions),
+                settings.type,
+                settings.consistency,
+                list(settings.principles),
+                self._app(queue.app),
+                bucket(queue.name),
+                queue.name,
+                uuid.UUID(queue.handle),
+                current.partitions,
+            )
+            rows = await self._db.run("update_queue", args, self._db.levels.meta)
+            if rows and rows[0][0]:
+                updated = await self.get(queue.app, queue.name)
+                if updated is None or updated.handle != queue.handle:
+                    raise QueueNotFound()
+                return updated
+            # Deleted, or another update changed the partition count: look again.
+        raise StorageUnavailable("the queue kept changing while it was updated; try again")
 
     async def delete(self, queue: Queue) -> None:
-        # The row goes now; the messages of this incarnation (qid) expire by TTL.
+        """Remove this incarnation's row (``IF qid``); its messages expire by TTL."""
         await self._db.run(
             "delete_queue",
-            (self._app(queue.app), bucket(queue.name), queue.name),
+            (self._app(queue.app), bucket(queue.name), queue.name, uuid.UUID(queue.handle)),
             self._db.levels.meta,
         )
 

@@ -25,9 +25,11 @@ STATEMENTS = {
     ),
     "update_queue": (
         "UPDATE {ks}.queues SET partitions = ?, type = ?, consistency = ?, principles = ?"
-        " WHERE app = ? AND bucket = ? AND name = ? IF qid = ?"
+        " WHERE app = ? AND bucket = ? AND name = ? IF qid = ? AND partitions = ?"
     ),
-    "delete_queue": "DELETE FROM {ks}.queues WHERE app = ? AND bucket = ? AND name = ?",
+    "delete_queue": (
+        "DELETE FROM {ks}.queues WHERE app = ? AND bucket = ? AND name = ? IF qid = ?"
+    ),
     "list_queues": (
         "SELECT name, qid, partitions, type, consistency, principles, created FROM {ks}.queues"
         " WHERE app = ? AND bucket = ? AND name >= ? LIMIT ?"

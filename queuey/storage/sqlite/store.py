@@ -69,7 +69,10 @@ class SQLiteStorage:
         if readers < 1 or purge_batch < 1 or busy_timeout < 0 or purge_interval <= 0:
             raise ValueError("readers and purge_batch must be >= 1, the durations positive")
         self.path = str(path)
-        self._busy_timeout = busy_timeout
+        self.readers = readers
+        self.busy_timeout = busy_timeout
+        self.purge_batch = purge_batch
+        self.purge_interval = purge_interval
         self._tail = new_tail()
         self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
         self._writer = Writer(refusals=(QueueNotFound, QueueChanged))
@@ -92,7 +95,7 @@ class SQLiteStorage:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = connect(self.path, self._busy_timeout)
+            conn = connect(self.path, self.busy_timeout)
             try:
                 migrate(conn)
             except BaseException:
