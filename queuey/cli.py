@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from queuey import __version__
-from queuey.config import ConfigError, load
+from queuey.config import ConfigError, Settings, load, parse_integer, port_problem, workers_problem
+
+if TYPE_CHECKING:
+    from granian.server.mp import MPServer
+
+#: granian's default; the kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
 
 STARTER = """\
 # Queuey configuration (written by `queuey init`). See docs/configuration.md.
@@ -49,9 +59,73 @@ def init(path: str) -> int:
     return 0
 
 
+def listen(settings: Settings) -> socket.socket:
+    """Bind and listen on the configured address, or raise :class:`ConfigError`.
+
+    The socket is bound without ``SO_REUSEPORT``: another process, another
+    Queuey included, cannot bind the port beside it and take half of its
+    connections. ``SO_REUSEADDR`` only lets a restart bind while connections of
+    the previous run linger in TIME_WAIT (on Linux it never allows two listeners).
+    """
+    host, port = settings.host, settings.port
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(
+            f"{settings.path}: server.host: cannot listen on {host}: {reason}"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # As granian does: accepted connections inherit it, and small answers are not delayed.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{settings.path}: server.port: {shown} is already in use") from None
+        key = "server.port" if exc.errno == errno.EACCES else "server.host"
+        raise ConfigError(
+            f"{settings.path}: {key}: cannot listen on {shown}: {exc.strerror}"
+        ) from None
+    return sock
+
+
+def granian_on(sock: socket.socket) -> type[MPServer]:
+    """granian's process server, serving on ``sock`` instead of binding its own sockets.
+
+    granian 2.8.9 binds its listeners itself, always with ``SO_REUSEPORT`` and with no
+    option to leave it out: a second server started on the same port would bind
+    too and silently answer half the requests. Its shared-socket path (the one it
+    takes off Linux) hands a socket of the main process to the workers instead;
+    this server takes that path with the socket :func:`listen` bound, so the workers
+    inherit one listening socket, as in a classic pre-fork server. The hook is
+    private to granian, whose version is pinned: check it when upgrading.
+    """
+    from granian._granian import SocketHolder
+    from granian.server.mp import MPServer
+
+    class Server(MPServer):
+        def _init_shared_socket(self) -> None:
+            sock.set_inheritable(True)
+            # granian's stub declares no constructor; on Linux it is (fd, uds, backlog).
+            holder = SocketHolder(sock.fileno(), False, self.backlog)  # type: ignore[call-arg]
+            self._ssp = None
+            self._shd = holder  # type: ignore[assignment]
+            self._sfd = sock.fileno()  # type: ignore[assignment]
+            self._sso = sock  # closed by granian at shutdown
+
+    return Server
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run Queuey on granian with the resolved settings."""
-    from granian import Granian
     from granian.constants import Interfaces
 
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
@@ -61,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
         from queuey.storage import StorageURLError, open_storage
 
         open_storage(settings.storage_url)
+        sock = listen(settings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -77,20 +152,49 @@ def serve(args: argparse.Namespace) -> int:
         f" ({settings.workers} worker(s), storage {settings.storage_url})",
         flush=True,
     )
-    Granian(
+    granian_on(sock)(
         "queuey.api.app:from_environment",
         factory=True,
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=settings.workers,
+        backlog=BACKLOG,
         log_access=args.access_log,
     ).serve()
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad command line is one line on standard error and exit status 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse says "argument --port: PROBLEM"; the flag alone names the culprit.
+        if message.startswith("argument -"):
+            line = message.removeprefix("argument ")
+        else:
+            line = f"{self.prog}: {message}"
+        self.exit(2, f"{line}\n")
+
+
+def integer(problem: Callable[[int], str | None]) -> Callable[[str], int]:
+    """An argparse type: an integer that ``problem`` finds nothing wrong with."""
+
+    def convert(text: str) -> int:
+        value = parse_integer(text)
+        if value is None:
+            shown = text if len(text) <= 20 else f"{text[:20]}…"
+            raise argparse.ArgumentTypeError(f'"{shown}" is not a number')
+        complaint = problem(value)
+        if complaint:
+            raise argparse.ArgumentTypeError(complaint)
+        return value
+
+    return convert
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="queuey", description="Queuey, an HTTP message queue.")
+    top = Parser(prog="queuey", description="Queuey, an HTTP message queue.")
     top.add_argument("--version", action="version", version=f"queuey {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True)
 
@@ -99,8 +203,8 @@ def parser() -> argparse.ArgumentParser:
         "--config", help="configuration file (default: $QUEUEY_CONFIG or ./queuey.toml)"
     )
     run.add_argument("--host", help="address to listen on")
-    run.add_argument("--port", type=int, help="TCP port")
-    run.add_argument("--workers", type=int, help="server processes")
+    run.add_argument("--port", type=integer(port_problem), help="TCP port (1..65535)")
+    run.add_argument("--workers", type=integer(workers_problem), help="server processes")
     run.add_argument("--access-log", action="store_true", help="log every request")
 
     start = verbs.add_parser("init", help="write a starter configuration with a fresh key")

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,11 +118,46 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
         return tuple(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {kind.__name__}, not {type(value).__name__}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        smallest = 1 if setting.key in ("port", "workers") else 0
-        if value < smallest:
-            raise ConfigError(f"{where}: must be at least {smallest}")
+    problem = RANGES.get(setting.key)
+    if problem is not None and isinstance(value, int):
+        complaint = problem(value)
+        if complaint:
+            raise ConfigError(f"{where}: {complaint}")
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where}: must be at least 0")
     return value
+
+
+def _shown(value: int) -> str:
+    text = str(value)
+    return text if len(text.lstrip("-")) <= 20 else f"{text[:21]}…"
+
+
+def port_problem(value: int) -> str | None:
+    """What is wrong with a TCP port to listen on (1..65535; 0, "any free port", is not one)."""
+    return None if 1 <= value <= 65535 else f"{_shown(value)} is not a port (1..65535)"
+
+
+def workers_problem(value: int) -> str | None:
+    """What is wrong with a number of server processes (at least 1)."""
+    return None if value >= 1 else f"{_shown(value)} is not a number of workers (at least 1)"
+
+
+#: Settings whose integers have a range of their own (the others must not be negative).
+RANGES: dict[str, Callable[[int], str | None]] = {
+    "port": port_problem,
+    "workers": workers_problem,
+}
+_INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
+
+
+def parse_integer(text: str) -> int | None:
+    """ASCII digits, an optional sign and surrounding spaces; ``None`` for anything else."""
+    match = _INTEGER.fullmatch(text.strip())
+    if match is None:
+        return None
+    # Past 20 digits a value is only shown shortened, and int() refuses more than 4300.
+    return int(match[1] + match[2][:100])
 
 
 def _application_keys(path: str, table: Any) -> dict[str, tuple[str, ...]]:
@@ -199,12 +234,15 @@ def load(
         if setting.env and environ.get(setting.env):
             raw = environ[setting.env]
             if setting.type is int:
-                if not raw.isdigit():
-                    raise ConfigError(f"{setting.env}: must be an integer, not {raw!r}")
-                changes[setting.attr] = _convert(setting, int(raw), setting.env)
+                number = parse_integer(raw)
+                if number is None:
+                    raise ConfigError(f"{setting.env}: must be an integer, not {raw[:40]!r}")
+                changes[setting.attr] = _convert(setting, number, setting.env)
             else:
                 changes[setting.attr] = raw
+    by_attr = {s.attr: s for s in SETTINGS}
     for attr, value in (overrides or {}).items():
         if value is not None:
-            changes[attr] = value
+            flag = by_attr.get(attr)
+            changes[attr] = _convert(flag, value, f"--{flag.key}") if flag else value
     return settings.replace(**changes)

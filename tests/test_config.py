@@ -56,6 +56,12 @@ def test_file_environment_and_flags_in_that_order(tmp_path: Path) -> None:
         ('[application_keys]\na = ["sha256:12"]\n', {}, "application_keys.a: a hashed key"),
         ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "x"}, "QUEUEY_PORT: must be"),
         ("", {}, "application_keys: no application"),
+        ("[server]\nport = 99999\n", {}, "server.port: 99999 is not a port (1..65535)"),
+        ("[server]\nport = 0\n", {}, "server.port: 0 is not a port (1..65535)"),
+        ("[server]\nworkers = 0\n", {}, "server.workers: 0 is not a number of workers"),
+        ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "70000"}, "QUEUEY_PORT: 70000 is not"),
+        ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "9" * 5000}, "QUEUEY_PORT: 9999"),
+        ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "²"}, "QUEUEY_PORT: must be"),
     ],
 )
 def test_problems_name_file_key_and_problem(
@@ -85,3 +91,19 @@ def test_every_setting_is_declared_and_documented() -> None:
     documented = set(re.findall(r"^\| `(\w+)\.(\w+)`", docs, re.MULTILINE))
     declared = {(s.section, s.key) for s in SETTINGS} | {("application_keys", "NAME")}
     assert documented == declared
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"port": 65536}, "--port: 65536 is not a port (1..65535)"),
+        ({"workers": 0}, "--workers: 0 is not a number of workers (at least 1)"),
+    ],
+)
+def test_flags_are_checked_as_the_file_is(
+    tmp_path: Path, overrides: dict[str, int], message: str
+) -> None:
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(path, environ={}, overrides=overrides)
+    assert load(path, environ={"QUEUEY_PORT": " 0065535 "}).port == 65535

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import APP1, ROOT, Server, write_config
+from tests.conftest import APP1, ROOT, Server, free_port, write_config
 
 
 def queuey(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -40,6 +41,15 @@ def test_init_writes_a_fresh_key_and_never_overwrites(tmp_path: Path) -> None:
     assert other.stdout.split()[-1] != key
 
 
+def test_the_readme_shows_what_init_writes(tmp_path: Path) -> None:
+    target = tmp_path / "var" / "queuey.toml"
+    key = queuey("init", str(target)).stdout.split()[-1]
+    written = target.read_text()
+    shown = written.replace(key, "f25bfb8fe200475c8a0532a9cbe7651e")
+    shown = shown.replace(str(tmp_path), "/home/you/queuey")
+    assert f"```toml\n{shown}```\n" in (ROOT / "README.md").read_text()
+
+
 def test_serve_without_configuration_suggests_init(tmp_path: Path) -> None:
     result = queuey("serve", cwd=tmp_path)
     assert result.returncode == 2
@@ -66,6 +76,72 @@ def test_bad_configuration_stops_with_one_line(tmp_path: Path, config: str, prob
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"{path}: ")
     assert problem in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (("--port", "99999"), "--port: 99999 is not a port (1..65535)"),
+        (("--port", "0"), "--port: 0 is not a port (1..65535)"),
+        (("--port", "abc"), '--port: "abc" is not a number'),
+        (("--port", "9" * 5000), "--port: 999999999999999999999… is not a port (1..65535)"),
+        (("--workers", "0"), "--workers: 0 is not a number of workers (at least 1)"),
+        (("--workers", "-2"), "--workers: -2 is not a number of workers (at least 1)"),
+        (("--workers", "2.5"), '--workers: "2.5" is not a number'),
+        (("--port",), "--port: expected one argument"),
+        (("--speed", "3"), "queuey: unrecognized arguments: --speed 3"),
+    ],
+)
+def test_bad_flags_stop_with_one_line(tmp_path: Path, flags: tuple[str, ...], line: str) -> None:
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", free_port())
+    result = queuey("serve", "--config", str(config), *flags)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", line + "\n")
+
+
+def test_a_second_server_on_the_same_port_stops_with_one_line(
+    tmp_path: Path, serve: type[Server]
+) -> None:
+    """Two servers never share a port (granian alone would, through SO_REUSEPORT)."""
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
+    first = serve(config).start()
+    other = tmp_path / "other.toml"
+    write_config(other, f"sqlite:///{tmp_path / 'other.db'}", first.port)
+    second = queuey("serve", "--config", str(other))
+    assert second.returncode == 2
+    assert second.stderr == f"{other}: server.port: 127.0.0.1:{first.port} is already in use\n"
+    assert second.stdout == ""
+    # Every request still reaches the first server and its database.
+    with httpx.Client(base_url=first.url, headers=APP1) as http:
+        assert http.post("/v1/app1", data={"queue_name": "mine"}).status_code == 201
+        for _ in range(20):
+            assert http.get("/v1/app1/mine").status_code == 200
+
+
+def test_a_port_held_by_any_socket_stops_the_start(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", port)
+        result = queuey("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr == f"{config}: server.port: 127.0.0.1:{port} is already in use\n"
+    assert result.stdout == ""
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
+def test_workers_share_one_socket_that_nothing_else_can_join(
+    tmp_path: Path, serve: type[Server]
+) -> None:
+    config = write_config(tmp_path / "q.toml", f"sqlite:///{tmp_path / 'q.db'}", 1)
+    server = serve(config, "--workers", "2").start()
+    with socket.socket() as intruder:
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with pytest.raises(OSError):
+            intruder.bind(("127.0.0.1", server.port))
+    with httpx.Client(base_url=server.url) as http:
+        assert all(http.get("/__lbheartbeat__").status_code == 200 for _ in range(20))
 
 
 def test_environment_overrides_the_file(
