@@ -305,6 +305,18 @@ async def test_a_message_the_store_refuses_fails_its_batch(storage: Storage, sha
     assert await bodies(storage, queue, 2) == ["still works"]
 
 
+async def test_reads_of_values_the_store_cannot_hold_are_storage_unavailable(
+    storage: Storage,
+) -> None:
+    queue = await new_queue(storage)
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.get_queue("app", UNENCODABLE)
+    assert isinstance(caught.value.__cause__, UnicodeEncodeError)
+    with pytest.raises(StorageUnavailable):
+        await storage.list_queues("app", UNENCODABLE, 10)
+    assert await storage.get_queue("app", "q") == queue  # and the store goes on
+
+
 # -- the key clock ----------------------------------------------------------------
 
 

@@ -131,6 +131,8 @@ class Connection:
 
     def bind(self, name: str, args: Sequence[Any]) -> BoundStatement:
         """Statement ``name`` with ``args`` encoded; StorageUnavailable if a value cannot be."""
+        if self._session is None:
+            raise StorageUnavailable("the store is closed")
         try:
             return self._prepared[name].bind(args)
         except ENCODE_ERRORS as exc:
@@ -153,8 +155,6 @@ class Connection:
 
     async def run(self, name: str, args: Sequence[Any], level: int) -> list[Any]:
         """Bind and execute prepared statement ``name`` at ``level``."""
-        if self._session is None:
-            raise StorageUnavailable("the store is closed")
         return await self.execute(self.bind(name, args), level)
 
     async def meta(self, name: str, args: Sequence[Any]) -> list[Any]:

@@ -21,6 +21,9 @@ T = TypeVar("T")
 
 #: Reads of at most this many rows may run on the event loop's thread.
 SMALL_READ = 100
+#: What a failed read raises: SQLite's errors, and binding a value SQLite cannot
+#: take (a str that is no UTF-8: UnicodeEncodeError; an int beyond 64 bits).
+READ_ERRORS = (sqlite3.Error, ValueError, OverflowError)
 
 
 def connect(path: str, busy_timeout: float, *, read_only: bool = False) -> sqlite3.Connection:
@@ -82,8 +85,8 @@ class Readers:
             if conn is None:
                 conn = self._local.conn = self._open()
             return fn(conn)
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(f"SQLite read failed: {exc}") from exc
+        except READ_ERRORS as exc:
+            raise StorageUnavailable(f"SQLite read failed: {type(exc).__name__}: {exc}") from exc
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], small: bool = False) -> T:
         """``fn(connection)`` on a pool thread, or on the event loop's own connection if ``small``.
@@ -93,7 +96,8 @@ class Readers:
         thread and back; WAL readers never wait for the writer, so it cannot
         stall the loop on a lock. Larger reads go to the pool.
 
-        Raises :class:`StorageUnavailable` when closed or when SQLite fails.
+        Raises :class:`StorageUnavailable` when closed, when SQLite fails or
+        cannot take an argument.
         """
         pool = self._pool
         if pool is None:
@@ -103,6 +107,8 @@ class Readers:
                 if self._inline is None:
                     self._inline = self._open()
                 return fn(self._inline)
-            except sqlite3.Error as exc:
-                raise StorageUnavailable(f"SQLite read failed: {exc}") from exc
+            except READ_ERRORS as exc:
+                raise StorageUnavailable(
+                    f"SQLite read failed: {type(exc).__name__}: {exc}"
+                ) from exc
         return await asyncio.get_running_loop().run_in_executor(pool, self._on_thread, fn)
