@@ -142,7 +142,10 @@ class Storage(Protocol):
         """
 
     async def ping(self) -> None:
-        """Return if the store answers a trivial read (and can write); raise otherwise."""
+        """Return if the store answers a trivial read (SQLite: and its writer runs).
+
+        Raises StorageUnavailable otherwise.
+        """
 
     def settle_seconds(self, consistency: str) -> float:
         """How long a range read hides new messages of a queue of this level.
@@ -177,13 +180,14 @@ class Storage(Protocol):
         """
 
     async def delete_queue(self, queue: Queue) -> None:
-        """Remove the queue and its messages: gone for every reader at once.
+        """Remove this incarnation of the queue (``queue.handle``) and its messages.
 
-        ``get_queue`` misses from now on, writes through any copy raise
-        :class:`QueueNotFound`, and a queue created again under the name starts
-        empty. The space may be reclaimed in the background; this call does
-        not take time proportional to the number of messages. A queue that is
-        already gone is no error.
+        ``get_queue`` and ``list_queues`` miss it from now on, writes through
+        any copy raise :class:`QueueNotFound`, and a queue created again under
+        the name starts empty. The messages are reclaimed in the background
+        (until then a read through an old copy may still find them); this call
+        does not take time proportional to their number. A copy of an
+        incarnation that is already gone is no error and touches nothing.
         """
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
