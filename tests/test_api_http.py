@@ -10,7 +10,7 @@ import pytest
 from queuey import __version__
 from queuey.api.app import create_app, storage_for
 from queuey.config import Settings
-from queuey.storage.base import StorageUnavailable
+from queuey.storage.base import StoreUnavailable
 from tests.api_support import error, ok
 from tests.conftest import ALLOWED_ORIGIN, APP1, make_queue
 
@@ -279,7 +279,7 @@ async def broken_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     store = storage_for(settings)
 
     async def ping() -> None:
-        raise StorageUnavailable("unplugged for the test")
+        raise StoreUnavailable("unplugged for the test")
 
     app = create_app(settings, store)
     async with app.lifespan():

@@ -13,7 +13,7 @@ import pytest
 
 from queuey.storage import keys as keys_module
 from queuey.storage import open_storage
-from queuey.storage.base import NewMessage, QueueSettings, StorageUnavailable
+from queuey.storage.base import NewMessage, QueueSettings, StoreUnavailable
 from queuey.storage.sqlite import SQLiteStorage
 from queuey.storage.sqlite.connections import connect
 from queuey.storage.sqlite.schema import MIGRATIONS, migrate
@@ -87,7 +87,7 @@ async def test_a_newer_schema_refuses_to_start(tmp_path: Path) -> None:
     await storage.close()
     with sqlite3.connect(tmp_path / "q.db") as conn:
         conn.execute("INSERT INTO schema_version (version) VALUES (999)")
-    with pytest.raises(StorageUnavailable, match="newer"):
+    with pytest.raises(StoreUnavailable, match="newer"):
         await SQLiteStorage(tmp_path / "q.db").start()
 
 
@@ -144,7 +144,7 @@ async def test_writer_jobs_share_a_transaction_and_fail_alone(tmp_path: Path) ->
     )
     assert [results[0], results[4]] == [1, 1]
     assert isinstance(results[1], LookupError)  # a refusal reaches its caller as raised
-    assert isinstance(results[2], StorageUnavailable)  # anything else: StorageUnavailable
+    assert isinstance(results[2], StoreUnavailable)  # anything else: StoreUnavailable
     assert isinstance(results[2].__cause__, RuntimeError)
     stamped = results[3]
     assert isinstance(stamped, tuple)
@@ -152,7 +152,7 @@ async def test_writer_jobs_share_a_transaction_and_fail_alone(tmp_path: Path) ->
     assert second >= first + 3  # each take is a consecutive run above the one before
     assert writer.synced_commits >= 1
     await writer.stop()
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         writer.submit(insert("c"), durable=False)
     with sqlite3.connect(tmp_path / "w.db") as check:
         assert sorted(r[0] for r in check.execute("SELECT v FROM t")) == ["a", "b"]  # no "half"
@@ -217,7 +217,7 @@ async def test_a_locked_file_fails_writes_after_busy_timeout(tmp_path: Path) -> 
         blocker = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         began = time.monotonic()
-        with pytest.raises(StorageUnavailable, match="locked"):
+        with pytest.raises(StoreUnavailable, match="locked"):
             await store.post_messages(queue, [msg("waits")])
         assert 0.15 < time.monotonic() - began < 5
         blocker.execute("ROLLBACK")

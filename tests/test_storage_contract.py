@@ -15,7 +15,7 @@ from queuey.storage.base import (
     QueueNotFound,
     QueueSettings,
     Storage,
-    StorageUnavailable,
+    StoreUnavailable,
 )
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
 from queuey.storage.sqlite import SQLiteStorage
@@ -160,11 +160,11 @@ async def test_key_timestamps_are_now(storage: Storage) -> None:
 async def test_closed_store_is_unavailable(storage: Storage) -> None:
     queue = await new_queue(storage)
     await storage.close()
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.ping()
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.post_messages(queue, [msg("x")])
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.get_queue("app", "q")
 
 
@@ -271,13 +271,13 @@ async def test_a_message_that_cannot_be_encoded_fails_the_whole_call(
         return_exceptions=True,
     )
     failure = results[1]
-    assert isinstance(failure, StorageUnavailable), failure  # never the raw UnicodeEncodeError
+    assert isinstance(failure, StoreUnavailable), failure  # never the raw UnicodeEncodeError
     assert isinstance(failure.__cause__, UnicodeEncodeError)
     assert sorted(await stored_everywhere(storage, queue)) == ["after", "before"]
     assert await storage.count_messages(queue) == 2
     # An overwrite that cannot be encoded changes nothing either.
     (key,) = results[0]  # type: ignore[misc]
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.put_messages(queue, [(1, key), (2, key)], UNENCODABLE, "text/plain", 60)
     assert [m.body for m in await storage.get_messages(queue, [(1, key), (2, key)])] == ["before"]
 
@@ -294,7 +294,7 @@ async def test_a_message_the_store_refuses_fails_its_batch(storage: Storage, sha
     queue = await new_queue(storage, partitions=3)
     bad = NewMessage(body="bad", content_type="text/plain", ttl=too_long, partition=2)
     messages = shaped(shape, bad)
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.post_messages(queue, messages)
     stored = sorted(await stored_everywhere(storage, queue))
     if is_sqlite or shape != "large":
@@ -309,10 +309,10 @@ async def test_reads_of_values_the_store_cannot_hold_are_storage_unavailable(
     storage: Storage,
 ) -> None:
     queue = await new_queue(storage)
-    with pytest.raises(StorageUnavailable) as caught:
+    with pytest.raises(StoreUnavailable) as caught:
         await storage.get_queue("app", UNENCODABLE)
     assert isinstance(caught.value.__cause__, UnicodeEncodeError)
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StoreUnavailable):
         await storage.list_queues("app", UNENCODABLE, 10)
     assert await storage.get_queue("app", "q") == queue  # and the store goes on
 

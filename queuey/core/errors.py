@@ -109,7 +109,7 @@ class ValidationError(QueueyError):
 
 def from_storage(exc: BaseException) -> QueueyError | None:
     """The catalog's error for an exception storage raised; None if it is not one."""
-    if isinstance(exc, storage.StorageUnavailable):
+    if isinstance(exc, storage.StoreUnavailable):
         log.warning("storage unavailable: %s", exc)
         return StorageUnavailable()
     if isinstance(exc, storage.QueueNotFound):

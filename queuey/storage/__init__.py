@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from queuey.storage.base import Storage, StorageUnavailable
+from queuey.storage.base import Storage, StoreUnavailable
 
 
 class StorageURLError(ValueError):
@@ -62,4 +62,4 @@ def open_storage(
     raise StorageURLError(f"unknown storage scheme {scheme!r}: use sqlite:// or cassandra://")
 
 
-__all__ = ["Storage", "StorageURLError", "StorageUnavailable", "open_storage", "sqlite_path"]
+__all__ = ["Storage", "StorageURLError", "StoreUnavailable", "open_storage", "sqlite_path"]

@@ -26,12 +26,12 @@ Consistency
     QUORUM, EACH_QUORUM).
 
 Errors
-    A backend raises :class:`StorageUnavailable` when the store cannot answer
+    A backend raises :class:`StoreUnavailable` when the store cannot answer
     or cannot take a write: unreachable, too few replicas, a timeout, a locked
     or broken file, a value the store cannot hold (a ``str`` that cannot be
     encoded as UTF-8, a TTL beyond the store's limit). It never lets a
     driver's or ``sqlite3``'s exception, nor an encoding error, escape. After
-    a ``StorageUnavailable`` from a write the outcome is unknown unless the
+    a ``StoreUnavailable`` from a write the outcome is unknown unless the
     method says more. :class:`QueueNotFound` and :class:`QueueChanged` refuse
     a write before it stores anything. Nothing else is raised for well-formed
     calls.
@@ -49,18 +49,28 @@ CONSISTENCY_LEVELS = ("weak", "strong", "very_strong")
 QUEUE_TYPES = ("user", "public")
 
 
-class StorageUnavailable(Exception):
+class StorageError(Exception):
+    """What storage raises; core maps each kind into the error catalog (``core.errors``).
+
+        StorageError
+        ├── StoreUnavailable   the store cannot answer now (503 StorageUnavailable)
+        ├── QueueNotFound      the queue was deleted meanwhile (404 InvalidQueueName)
+        └── QueueChanged       the caller's copy of the queue is stale (read again, retry)
+    """
+
+
+class StoreUnavailable(StorageError):
     """The store cannot serve the request right now (answered 503).
 
     From a write: its outcome is unknown, except where the method says more.
     """
 
 
-class QueueNotFound(Exception):
+class QueueNotFound(StorageError):
     """The queue was deleted while the call was under way (answered 404); nothing was written."""
 
 
-class QueueChanged(Exception):
+class QueueChanged(StorageError):
     """The queue's partitions or consistency differ from the caller's copy; nothing was written.
 
     The caller reads the queue again and retries with the fresh copy.
@@ -120,7 +130,7 @@ class Message:
 class Storage(Protocol):
     """An async message store.
 
-    Every method may raise :class:`StorageUnavailable` (see the module's
+    Every method may raise :class:`StoreUnavailable` (see the module's
     "Errors"); that is left unsaid below. ``Queue`` arguments are copies the
     caller read earlier, possibly from a cache: methods that write messages
     check them against the stored queue first. Reads of messages take the
@@ -130,7 +140,7 @@ class Storage(Protocol):
     async def start(self) -> None:
         """Connect, create or migrate the schema, start background work.
 
-        Raises StorageUnavailable when the store cannot be reached or (SQLite)
+        Raises StoreUnavailable when the store cannot be reached or (SQLite)
         the file's schema is newer than this code. Call before anything else.
         """
 
@@ -138,13 +148,13 @@ class Storage(Protocol):
         """Stop background work and release connections. Idempotent.
 
         Writes already submitted finish first (SQLite) or are abandoned with
-        the connection (Cassandra). Every later call raises StorageUnavailable.
+        the connection (Cassandra). Every later call raises StoreUnavailable.
         """
 
     async def ping(self) -> None:
         """Return if the store answers a trivial read (SQLite: and its writer runs).
 
-        Raises StorageUnavailable otherwise.
+        Raises StoreUnavailable otherwise.
         """
 
     def settle_seconds(self, consistency: str) -> float:
@@ -217,7 +227,7 @@ class Storage(Protocol):
         partition count or consistency is no longer that of ``queue`` (the
         write must honour the stored settings); then nothing was stored.
 
-        A :class:`StorageUnavailable` leaves the outcome unknown. SQLite: nothing
+        A :class:`StoreUnavailable` leaves the outcome unknown. SQLite: nothing
         of the call was stored (one transaction). Cassandra: nothing was
         stored when a value could not be encoded (every value is encoded before
         anything is sent); otherwise messages that fall in one Cassandra
@@ -267,7 +277,7 @@ class Storage(Protocol):
         """Create or overwrite each ``(partition, key)`` with this body; the expiry restarts.
 
         Raises :class:`QueueNotFound` and :class:`QueueChanged` as
-        ``post_messages``, storing nothing. A :class:`StorageUnavailable` means
+        ``post_messages``, storing nothing. A :class:`StoreUnavailable` means
         what it means there: on SQLite nothing was written; on Cassandra the
         same batches apply, so a large call may be written in part.
         """
@@ -277,6 +287,6 @@ class Storage(Protocol):
 
         Does not check ``queue`` against the stored one: deleting messages of
         a deleted queue is deleting what is already gone. After a
-        :class:`StorageUnavailable` some of them may be deleted; calling again
+        :class:`StoreUnavailable` some of them may be deleted; calling again
         finishes the job.
         """

@@ -13,7 +13,7 @@ hide messages younger than the queue's settle delay. How much of a write is
 all or nothing is said in ``messages.py``.
 
 Modules: ``session.py`` (the driver session, consistency levels, errors as
-StorageUnavailable), ``schema.py``, ``statements.py`` (the CQL),
+StoreUnavailable), ``schema.py``, ``statements.py`` (the CQL),
 ``timeuuids.py`` (keys as TimeUUIDs, hour buckets), ``queues.py`` (queue
 metadata), ``messages.py``, ``store.py`` (:class:`CassandraStorage`).
 Only this package imports the driver, an optional extra.

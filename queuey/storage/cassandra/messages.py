@@ -16,7 +16,7 @@ call with nothing stored. Then the rows go as
 - otherwise one UNLOGGED batch per partition and ``batch_bytes``, run
   concurrently: each batch is all or nothing, the write as a whole is not. A
   failure then may leave some batches stored; the call raises
-  :class:`StorageUnavailable` once every batch has finished.
+  :class:`StoreUnavailable` once every batch has finished.
 """
 
 from __future__ import annotations

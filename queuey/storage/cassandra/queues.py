@@ -20,7 +20,7 @@ from queuey.storage.base import (
     QueueChanged,
     QueueNotFound,
     QueueSettings,
-    StorageUnavailable,
+    StoreUnavailable,
 )
 from queuey.storage.cassandra.session import Connection
 
@@ -78,7 +78,7 @@ class Queues:
         applied = bool(rows and rows[0][0])
         queue = await self.get(app, name)
         if queue is None:  # deleted between the two statements
-            raise StorageUnavailable("the queue changed while it was created; try again")
+            raise StoreUnavailable("the queue changed while it was created; try again")
         return queue, applied
 
     async def get(self, app: str, name: str) -> Queue | None:
@@ -109,7 +109,7 @@ class Queues:
                     raise QueueNotFound()
                 return updated
             # Deleted, or another update changed the partition count: look again.
-        raise StorageUnavailable("the queue kept changing while it was updated; try again")
+        raise StoreUnavailable("the queue kept changing while it was updated; try again")
 
     async def delete(self, queue: Queue) -> None:
         """Remove this incarnation's row (``IF qid``); its messages expire by TTL."""

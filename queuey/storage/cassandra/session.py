@@ -8,7 +8,7 @@ written at (LOCAL_)QUORUM and read there too, falling back to one replica.
 Statements run as awaitables on the caller's event loop. Every failure of the
 driver or the cluster (unreachable, too few replicas, a timeout, a statement
 refused, a value that cannot be encoded) leaves this module as
-:class:`StorageUnavailable`, the driver's exception chained.
+:class:`StoreUnavailable`, the driver's exception chained.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cassandra.cluster import (
 from cassandra.policies import DCAwareRoundRobinPolicy, RoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
-from queuey.storage.base import StorageUnavailable
+from queuey.storage.base import StoreUnavailable
 from queuey.storage.cassandra import schema, statements
 
 DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
@@ -121,7 +121,7 @@ class Connection:
             self._session = await loop.run_in_executor(None, self._connect)
         except DRIVER_ERRORS as exc:
             await self.close()
-            raise StorageUnavailable(f"cannot reach Cassandra at {self.hosts}: {exc}") from exc
+            raise StoreUnavailable(f"cannot reach Cassandra at {self.hosts}: {exc}") from exc
 
     async def close(self) -> None:
         """Shut the cluster connection down. Idempotent."""
@@ -130,27 +130,27 @@ class Connection:
             await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
 
     def bind(self, name: str, args: Sequence[Any]) -> BoundStatement:
-        """Statement ``name`` with ``args`` encoded; StorageUnavailable if a value cannot be."""
+        """Statement ``name`` with ``args`` encoded; StoreUnavailable if a value cannot be."""
         if self._session is None:
-            raise StorageUnavailable("the store is closed")
+            raise StoreUnavailable("the store is closed")
         try:
             return self._prepared[name].bind(args)
         except ENCODE_ERRORS as exc:
-            raise StorageUnavailable(
+            raise StoreUnavailable(
                 f"Cassandra cannot store a value: {type(exc).__name__}: {exc}"
             ) from exc
 
     async def execute(self, statement: BoundStatement | BatchStatement, level: int) -> list[Any]:
-        """Run a statement at ``level``; driver trouble becomes StorageUnavailable."""
+        """Run a statement at ``level``; driver trouble becomes StoreUnavailable."""
         session = self._session
         if session is None:
-            raise StorageUnavailable("the store is closed")
+            raise StoreUnavailable("the store is closed")
         statement.consistency_level = level
         try:
             future = session.execute_async(statement, timeout=self.request_timeout)
             rows: list[Any] = await _bridge(asyncio.get_running_loop(), future)
         except DRIVER_ERRORS as exc:
-            raise StorageUnavailable(f"Cassandra: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(f"Cassandra: {type(exc).__name__}: {exc}") from exc
         return rows
 
     async def run(self, name: str, args: Sequence[Any], level: int) -> list[Any]:
@@ -165,7 +165,7 @@ class Connection:
         """
         try:
             return await self.run(name, args, self.levels.meta)
-        except StorageUnavailable:
+        except StoreUnavailable:
             return await self.run(name, args, ConsistencyLevel.ONE)
 
     async def batch(self, bound: Sequence[BoundStatement], level: int, *, logged: bool) -> None:

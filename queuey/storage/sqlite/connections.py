@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from queuey.storage.base import StorageUnavailable
+from queuey.storage.base import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class Readers:
                 conn = self._local.conn = self._open()
             return fn(conn)
         except READ_ERRORS as exc:
-            raise StorageUnavailable(f"SQLite read failed: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(f"SQLite read failed: {type(exc).__name__}: {exc}") from exc
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], small: bool = False) -> T:
         """``fn(connection)`` on a pool thread, or on the event loop's own connection if ``small``.
@@ -96,19 +96,19 @@ class Readers:
         thread and back; WAL readers never wait for the writer, so it cannot
         stall the loop on a lock. Larger reads go to the pool.
 
-        Raises :class:`StorageUnavailable` when closed, when SQLite fails or
+        Raises :class:`StoreUnavailable` when closed, when SQLite fails or
         cannot take an argument.
         """
         pool = self._pool
         if pool is None:
-            raise StorageUnavailable("the store is closed")
+            raise StoreUnavailable("the store is closed")
         if small:
             try:
                 if self._inline is None:
                     self._inline = self._open()
                 return fn(self._inline)
             except READ_ERRORS as exc:
-                raise StorageUnavailable(
+                raise StoreUnavailable(
                     f"SQLite read failed: {type(exc).__name__}: {exc}"
                 ) from exc
         return await asyncio.get_running_loop().run_in_executor(pool, self._on_thread, fn)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sqlite3
 
-from queuey.storage.base import StorageUnavailable
+from queuey.storage.base import StoreUnavailable
 from queuey.storage.sqlite.writer import Txn, Writer
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ _DELETE = "DELETE FROM messages WHERE qid = ? AND partition = ? AND ts = ? AND t
 async def purge(writer: Writer, batch: int) -> int:
     """Delete expired messages and those of deleted queues, ``batch`` rows per transaction.
 
-    Returns the number of rows deleted. Raises :class:`StorageUnavailable` if
+    Returns the number of rows deleted. Raises :class:`StoreUnavailable` if
     a batch fails; what earlier batches deleted stays deleted.
     """
     total = 0
@@ -96,5 +96,5 @@ class Purger:
             self._wake.clear()
             try:
                 await self.run()
-            except StorageUnavailable as exc:
+            except StoreUnavailable as exc:
                 log.warning("purge postponed: %s", exc)

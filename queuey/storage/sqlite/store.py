@@ -20,7 +20,7 @@ from queuey.storage.base import (
     QueueChanged,
     QueueNotFound,
     QueueSettings,
-    StorageUnavailable,
+    StoreUnavailable,
 )
 from queuey.storage.keys import MessageKey, new_tail
 from queuey.storage.sqlite import messages as message_sql
@@ -48,7 +48,7 @@ class SQLiteStorage:
         the event loop's own connection. Default 4.
     ``busy_timeout``
         Seconds a connection waits for another process's lock on the file
-        before the call fails with :class:`StorageUnavailable`. Default 10.
+        before the call fails with :class:`StoreUnavailable`. Default 10.
     ``purge_batch``
         Rows the background purge deletes per writer transaction: small
         batches let requests in between. Default 1000.
@@ -102,7 +102,7 @@ class SQLiteStorage:
                 conn.close()
                 raise
         except sqlite3.Error as exc:
-            raise StorageUnavailable(f"cannot open {self.path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._readers.start()
         self._writer.start(conn)
         self._purger.start()
@@ -121,7 +121,7 @@ class SQLiteStorage:
             lambda conn: conn.execute("SELECT last_ts FROM clock").fetchone(), small=True
         )
         if not self._writer.alive:
-            raise StorageUnavailable("the SQLite writer is not running")
+            raise StoreUnavailable("the SQLite writer is not running")
 
     def settle_seconds(self, consistency: str) -> float:
         # Keys are stamped in commit order: a message is visible exactly when committed.

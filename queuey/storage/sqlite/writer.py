@@ -15,7 +15,7 @@ Failures: a job may refuse by raising one of the writer's ``refusals`` before
 it writes anything; the refusal goes to its caller and the transaction goes
 on. Any other exception rolls the whole transaction back; the jobs then run
 again one per transaction, so only the faulty one fails (with
-:class:`StorageUnavailable`, the cause chained), unless the file is locked,
+:class:`StoreUnavailable`, the cause chained), unless the file is locked,
 which fails them all.
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from queuey.storage.base import StorageUnavailable
+from queuey.storage.base import StoreUnavailable
 from queuey.storage.keys import IdClock
 from queuey.storage.sqlite.clock import TxnClock
 
@@ -143,15 +143,15 @@ class Writer:
 
         The future's result is what ``job`` returned, once the transaction has
         committed (and been fsynced if ``durable``). Its exception is a refusal
-        as raised, or :class:`StorageUnavailable` when the write failed or the
+        as raised, or :class:`StoreUnavailable` when the write failed or the
         writer stopped: then nothing of this job was stored. Raises
-        :class:`StorageUnavailable` at once if the writer is not running.
+        :class:`StoreUnavailable` at once if the writer is not running.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._accept_lock:
             if not self._accepting:
-                raise StorageUnavailable("the store is closed")
+                raise StoreUnavailable("the store is closed")
             self._jobs.put(_Pending(job, durable, future, loop))
         return future
 
@@ -200,7 +200,7 @@ class Writer:
                 except queue.Empty:
                     break
                 if pending is not None:
-                    leftovers.append((pending, None, StorageUnavailable("the store is closed")))
+                    leftovers.append((pending, None, StoreUnavailable("the store is closed")))
             _resolve(leftovers)
 
     def _run(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[_Outcome]:
@@ -218,7 +218,7 @@ class Writer:
                     outcomes.append((pending, value, None))
             txn._finish()
             conn.execute("COMMIT")
-        except Exception as exc:  # handed to the waiting requests as StorageUnavailable
+        except Exception as exc:  # handed to the waiting requests as StoreUnavailable
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -229,7 +229,7 @@ class Writer:
                 log.warning("SQLite transaction failed: %s", exc)
             else:  # not SQLite's own trouble: a value it cannot store, or a bug
                 log.warning("SQLite write job failed", exc_info=exc)
-            error = StorageUnavailable(f"SQLite write failed: {type(exc).__name__}: {exc}")
+            error = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             return [(pending, None, error) for pending in batch]
         return outcomes
