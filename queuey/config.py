@@ -79,28 +79,64 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         "Seconds between background purges of expired and deleted messages (SQLite).",
     ),
-    Setting("cors", "origins", list, [], 'Origins allowed cross-origin access; "*" for any.'),
+    Setting("storage", "readers", int, 4, "Read connections (threads) of the SQLite read pool."),
+    Setting(
+        "storage",
+        "busy_timeout",
+        float,
+        10.0,
+        "Seconds a SQLite write waits for another process's lock before a 503.",
+    ),
+    Setting(
+        "storage",
+        "purge_batch",
+        int,
+        1000,
+        "Rows one purge step deletes (SQLite); each step is its own write between requests.",
+    ),
+    Setting(
+        "server",
+        "queue_cache_seconds",
+        float,
+        2.0,
+        "How long a queue read for a write may be reused for the next writes (0: never).",
+    ),
+    Setting("server", "queue_cache_size", int, 10_000, "Queues that cache holds, per process."),
+    Setting("cors", "origins", list, (), 'Origins allowed cross-origin access; "*" for any.'),
     Setting("limits", "max_message_bytes", int, 262144, "Largest message body, UTF-8 bytes."),
     Setting("limits", "max_request_bytes", int, 8388608, "Largest request body, bytes."),
 )
 
 
+#: Every declared setting's default, by its attribute on :class:`Settings`.
+DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The resolved configuration of one Queuey server."""
+    """The resolved configuration of one Queuey server.
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    workers: int = 1
-    storage_url: str = "sqlite:///queuey.db"
-    storage_create_schema: bool = True
-    storage_settle_weak: float = 1.0
-    storage_settle_strong: float = 5.0
-    storage_settle_very_strong: float = 600.0
-    storage_purge_interval: float = 30.0
-    cors_origins: tuple[str, ...] = ()
-    max_message_bytes: int = 262144
-    max_request_bytes: int = 8388608
+    Its fields are the declared settings (``SETTINGS``, where the defaults
+    live) plus the application keys and the file's path.
+    """
+
+    host: str = DEFAULTS["host"]
+    port: int = DEFAULTS["port"]
+    workers: int = DEFAULTS["workers"]
+    queue_cache_seconds: float = DEFAULTS["queue_cache_seconds"]
+    queue_cache_size: int = DEFAULTS["queue_cache_size"]
+    storage_url: str = DEFAULTS["storage_url"]
+    storage_create_schema: bool = DEFAULTS["storage_create_schema"]
+    storage_settle_weak: float = DEFAULTS["storage_settle_weak"]
+    storage_settle_strong: float = DEFAULTS["storage_settle_strong"]
+    storage_settle_very_strong: float = DEFAULTS["storage_settle_very_strong"]
+    storage_purge_interval: float = DEFAULTS["storage_purge_interval"]
+    storage_readers: int = DEFAULTS["storage_readers"]
+    storage_busy_timeout: float = DEFAULTS["storage_busy_timeout"]
+    storage_purge_batch: int = DEFAULTS["storage_purge_batch"]
+    cors_origins: tuple[str, ...] = DEFAULTS["cors_origins"]
+    max_message_bytes: int = DEFAULTS["max_message_bytes"]
+    max_request_bytes: int = DEFAULTS["max_request_bytes"]
     application_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
 
@@ -144,9 +180,16 @@ def workers_problem(value: int) -> str | None:
 
 
 #: Settings whose integers have a range of their own (the others must not be negative).
+def at_least_one(value: int) -> str | None:
+    return None if value >= 1 else f"{_shown(value)} is less than minimum value 1"
+
+
 RANGES: dict[str, Callable[[int], str | None]] = {
     "port": port_problem,
     "workers": workers_problem,
+    "readers": at_least_one,
+    "purge_batch": at_least_one,
+    "queue_cache_size": at_least_one,
 }
 _INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
 
@@ -246,3 +289,7 @@ def load(
             flag = by_attr.get(attr)
             changes[attr] = _convert(flag, value, f"--{flag.key}") if flag else value
     return settings.replace(**changes)
+
+
+# The declarations and the dataclass must name the same settings.
+assert {f.name for f in dataclasses.fields(Settings)} == {*DEFAULTS, "application_keys", "path"}

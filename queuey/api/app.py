@@ -133,13 +133,21 @@ def storage_for(settings: Settings) -> Storage:
         },
         create_schema=settings.storage_create_schema,
         purge_interval=settings.storage_purge_interval,
+        readers=settings.storage_readers,
+        busy_timeout=settings.storage_busy_timeout,
+        purge_batch=settings.storage_purge_batch,
     )
 
 
 def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
     """Queuey for these settings, as an ASGI app (CORS outermost)."""
     store = storage if storage is not None else storage_for(settings)
-    service = QueueService(store, Limits(settings.max_message_bytes, settings.max_request_bytes))
+    service = QueueService(
+        store,
+        Limits(settings.max_message_bytes, settings.max_request_bytes),
+        cache_seconds=settings.queue_cache_seconds,
+        cache_size=settings.queue_cache_size,
+    )
     authentication = Authentication([ApplicationKeys(settings.application_keys)])
     v1 = V1(service, authentication, frozenset(settings.application_keys))
     return QueueyApp(service, Router([*v1.routes(), *ops.routes(service)]), settings.cors_origins)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from queuey.config import DEFAULTS
 from queuey.core import validation as v
 from queuey.core.errors import InvalidJSON, PayloadTooLarge, ValidationError
 from queuey.core.ids import (
@@ -50,8 +51,10 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_message_bytes: int = 262144
-    max_request_bytes: int = 8388608
+    """Sizes from ``[limits]`` (defaults declared in ``queuey.config``)."""
+
+    max_message_bytes: int = DEFAULTS["max_message_bytes"]
+    max_request_bytes: int = DEFAULTS["max_request_bytes"]
 
 
 def message_info(message: Message) -> dict[str, Any]:

@@ -50,9 +50,7 @@ def raise_if(errors: v.Errors) -> None:
 class Queues:
     """The queues of every application, over one store."""
 
-    def __init__(
-        self, storage: Storage, cache_seconds: float = 2.0, cache_size: int = 10_000
-    ) -> None:
+    def __init__(self, storage: Storage, cache_seconds: float, cache_size: int) -> None:
         self.storage = storage
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queuey.config import DEFAULTS
 from queuey.core.errors import StorageUnavailable, from_storage
 from queuey.core.messages import Limits, Messages
 from queuey.core.queues import Queues
@@ -16,11 +17,15 @@ class QueueService:
     """
 
     def __init__(
-        self, storage: Storage, limits: Limits | None = None, cache_seconds: float = 2.0
+        self,
+        storage: Storage,
+        limits: Limits | None = None,
+        cache_seconds: float = DEFAULTS["queue_cache_seconds"],
+        cache_size: int = DEFAULTS["queue_cache_size"],
     ) -> None:
         self.storage = storage
         self.limits = limits or Limits()
-        self.queues = Queues(storage, cache_seconds=cache_seconds)
+        self.queues = Queues(storage, cache_seconds=cache_seconds, cache_size=cache_size)
         self.messages = Messages(storage, self.queues, self.limits)
 
     async def ping(self) -> None:

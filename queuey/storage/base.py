@@ -52,10 +52,10 @@ QUEUE_TYPES = ("user", "public")
 class StorageError(Exception):
     """What storage raises; core maps each kind into the error catalog (``core.errors``).
 
-        StorageError
-        ├── StoreUnavailable   the store cannot answer now (503 StorageUnavailable)
-        ├── QueueNotFound      the queue was deleted meanwhile (404 InvalidQueueName)
-        └── QueueChanged       the caller's copy of the queue is stale (read again, retry)
+    StorageError
+    ├── StoreUnavailable   the store cannot answer now (503 StorageUnavailable)
+    ├── QueueNotFound      the queue was deleted meanwhile (404 InvalidQueueName)
+    └── QueueChanged       the caller's copy of the queue is stale (read again, retry)
     """
 
 

@@ -108,7 +108,5 @@ class Readers:
                     self._inline = self._open()
                 return fn(self._inline)
             except READ_ERRORS as exc:
-                raise StoreUnavailable(
-                    f"SQLite read failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise StoreUnavailable(f"SQLite read failed: {type(exc).__name__}: {exc}") from exc
         return await asyncio.get_running_loop().run_in_executor(pool, self._on_thread, fn)
