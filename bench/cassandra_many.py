@@ -9,7 +9,8 @@ import uuid
 from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent_with_args
 
-from queuey.storage.cassandra import CassandraStorage, _bucket
+from queuey.storage.cassandra import CassandraStorage
+from queuey.storage.cassandra.queues import bucket
 
 
 def _fill(url: str, count: int) -> float:
@@ -27,11 +28,11 @@ def _fill(url: str, count: int) -> float:
     buckets = session.prepare(f"INSERT INTO {ks}.queue_buckets (app, bucket) VALUES (?, ?)")
     began = time.perf_counter()
     names = [f"q{i}" for i in range(1, count + 1)]
-    for name in {_bucket(n) for n in names}:
+    for name in {bucket(n) for n in names}:
         session.execute(buckets, ("many", name))
     now = time.time()
     for start in range(0, count, 50_000):
-        rows = [("many", _bucket(n), n, uuid.uuid4(), now) for n in names[start : start + 50_000]]
+        rows = [("many", bucket(n), n, uuid.uuid4(), now) for n in names[start : start + 50_000]]
         execute_concurrent_with_args(session, insert, rows, concurrency=200)
     seconds = time.perf_counter() - began
     cluster.shutdown()

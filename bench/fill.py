@@ -1,7 +1,7 @@
 """Putting queues and messages in place before a measurement.
 
 Many queues go straight into the SQLite file, with the backend's own schema
-(``queuey.storage.sqlite_schema.migrate``), before the server starts: a
+(``queuey.storage.sqlite.schema.migrate``), before the server starts: a
 million queues through HTTP would take longer than the whole bench. A few
 queues and their messages go through HTTP, as a client would put them.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from queuey.storage.keys import new_tail, now_ticks
-from queuey.storage.sqlite_schema import migrate
+from queuey.storage.sqlite.schema import migrate
 
 #: Queue ``i`` of a filled store is named ``QUEUE_NAME % i``; the Lua scripts use the same format.
 QUEUE_NAME = "q%07d"

@@ -19,10 +19,6 @@ metadata), ``messages.py``, ``store.py`` (:class:`CassandraStorage`).
 Only this package imports the driver, an optional extra.
 """
 
-from queuey.storage.cassandra.queues import bucket
 from queuey.storage.cassandra.store import CassandraStorage
-
-#: The old private name, still imported by bench/cassandra_many.py.
-_bucket = bucket
 
 __all__ = ["CassandraStorage"]
