@@ -7,8 +7,10 @@ so exactly one of them applies each step.
 Tables: ``queues`` (one row per queue incarnation; its ``id`` is the queue's
 storage handle), ``messages`` (keyed by queue id, partition and message key;
 ``WITHOUT ROWID``; an index on ``expires`` for the purge), ``clock`` (the
-largest key timestamp ever committed, see ``clock.py``) and ``dead_queues``
-(deleted queues whose messages the purge still has to reclaim).
+largest key timestamp ever committed, see ``clock.py``), ``dead_queues``
+(deleted queues whose messages the purge still has to reclaim) and
+``idempotency_keys`` (the answer given to a message's idempotency key, per
+queue id, until it expires; see ``messages.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX messages_expires ON messages (expires);
     CREATE TABLE dead_queues (qid INTEGER PRIMARY KEY);
+    """,
+    # 2: idempotency keys: the first answer (key, partition) per queue id and key.
+    """
+    CREATE TABLE idempotency_keys (
+        qid INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        tail BLOB NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (qid, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires);
     """,
 )
 
