@@ -1138,6 +1138,8 @@ async def test_seek_by_a_consumer(client: httpx.AsyncClient) -> None:
 
 # -- start ------------------------------------------------------------------------
 
+GROUPS = ("earliest", "default-start", "latest", "by-id", "by-time")
+
 
 async def test_start(client: httpx.AsyncClient) -> None:
     queue = await make_queue(client)
@@ -1149,6 +1151,8 @@ async def test_start(client: httpx.AsyncClient) -> None:
     await create_group(client, queue, "by-time", start=posted[2]["timestamp"])
     response = await client.put(url(queue, "form"), data={"start": posted[1]["key"]}, headers=APP1)
     ok(response, 201)
+    pending = {g: part(await group_state(client, queue, g))["pending"] for g in GROUPS}
+    assert pending == {"earliest": 3, "default-start": 3, "latest": 0, "by-id": 2, "by-time": 1}
     later = await post(client, queue, "later")
     everything = [*keys(posted), later["key"]]
     assert ids(await claim(client, queue, "earliest")) == everything
@@ -1157,7 +1161,6 @@ async def test_start(client: httpx.AsyncClient) -> None:
     assert ids(await claim(client, queue, "by-id")) == everything[1:]
     assert ids(await claim(client, queue, "form")) == everything[1:]
     assert ids(await claim(client, queue, "by-time")) == everything[2:]
-    assert part(await group_state(client, queue, "latest"))["pending"] == 0
 
 
 async def test_partitions_added_later_start_at_their_beginning(client: httpx.AsyncClient) -> None:
@@ -1389,3 +1392,123 @@ async def test_same_group_name_on_two_queues(client: httpx.AsyncClient) -> None:
     assert ids(await claim(client, first)) == [posted["key"]]
     assert await claim(client, second) == []
     assert (await group_state(client, second))["lease_seconds"] == 6
+
+
+# -- deleted messages -------------------------------------------------------------
+
+
+async def test_deleted_messages_are_not_delivered(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    await create_group(client, queue)
+    posted = await post_many(client, queue, 3)
+    ok(await client.delete(f"/v1/app1/{queue}/{posted[1]['key']}", headers=APP1))
+    assert ids(await claim(client, queue)) == [posted[0]["key"], posted[2]["key"]]
+
+
+# -- acknowledge and publish in one step ------------------------------------------
+
+
+async def test_ack_and_publish(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    out = await make_queue(client, partitions=2)
+    await create_group(client, queue)
+    await post(client, queue, "in")
+    (message,) = await claim(client, queue)
+    publish = [
+        {"queue": out, "body": "t1", "partition": 2, "content_type": "application/x-t"},
+        {"queue": out, "body": "t2", "partition": "1", "ttl": 60},
+    ]
+    response = await act(client, queue, "ack", receipts=[message["receipt"]], publish=publish)
+    body = ok(response)
+    assert body["acknowledged"] == [message["receipt"]]
+    published = body["published"]
+    assert [p["partition"] for p in published] == [2, 1]
+    found = {m["message_id"]: m for m in await read(client, out, partitions="1,2")}
+    assert sorted(found) == sorted(keys(published))
+    assert [
+        (found[p["key"]]["body"], found[p["key"]]["content_type"], found[p["key"]]["timestamp"])
+        for p in published
+    ] == [("t1", "application/x-t", published[0]["timestamp"]), ("t2", "text/plain", ANY)]
+    assert (await group_state(client, queue))["acknowledged"] == 1
+
+    # Acknowledged before: nothing is published again, the answer is the first one.
+    again = ok(await act(client, queue, "ack", receipts=[message["receipt"]], publish=publish))
+    assert (again["acknowledged"], again["published"]) == (body["acknowledged"], published)
+    assert len(await read(client, out, partitions="1,2")) == 2
+
+
+async def test_ack_and_publish_is_all_or_nothing(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    out = await make_queue(client)
+    await create_group(client, queue)
+    await post_many(client, queue, 2)
+    first, kept = await claim(client, queue)
+    await release(client, queue, first["receipt"])
+    (again,) = await claim(client, queue)  # the first receipt is lost now
+    both = [first["receipt"], kept["receipt"]]
+    response = await act(client, queue, "ack", receipts=both, publish=[{"queue": out, "body": "x"}])
+    body = lease_lost(response)
+    assert (body["acknowledged"], body["lost"]) == ([], [first["receipt"]])
+    # Nothing happened: nothing published, the accepted receipt not acknowledged.
+    assert await read(client, out) == []
+    state = await group_state(client, queue)
+    assert (state["acknowledged"], part(state)["in_flight"]) == (0, 2)
+    assert await ack(client, queue, kept["receipt"], again["receipt"]) == [
+        kept["receipt"],
+        again["receipt"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ([{"queue": "nosuch", "body": "x"}], {"publish.0.queue": ANY}),
+        ([{"body": "x"}], {"publish.0.queue": ANY}),
+        ([{"queue": "{out}", "body": ""}], {"publish.0.body": ANY}),
+        ([{"queue": "{out}", "body": "x", "partition": 3}], {"publish.0.partition": ANY}),
+        (
+            [{"queue": "{out}", "body": "x"}, {"queue": "{out}", "body": "y", "ttl": 0}],
+            {"publish.1.ttl": "0 is less than minimum value 1"},
+        ),
+    ],
+    ids=["unknown-queue", "no-queue", "empty-body", "partition", "second-item-ttl"],
+)
+async def test_ack_and_publish_validation(
+    client: httpx.AsyncClient, items: list[dict[str, Any]], expected: dict[str, str]
+) -> None:
+    queue = await make_queue(client)
+    out = await make_queue(client, partitions=2)
+    await create_group(client, queue)
+    await post(client, queue, "x")
+    (message,) = await claim(client, queue)
+    publish = [{k: out if v == "{out}" else v for k, v in item.items()} for item in items]
+    response = await act(client, queue, "ack", receipts=[message["receipt"]], publish=publish)
+    assert error(response, 400) == expected
+    assert await read(client, out, partitions="1,2") == []
+    state = await group_state(client, queue)
+    assert (state["acknowledged"], part(state)["in_flight"]) == (0, 1)
+
+
+async def test_ack_and_publish_needs_the_application(client: httpx.AsyncClient) -> None:
+    """The target is a queue of the group's application; the caller must be that application."""
+    queue = await make_queue(client, principles="app:app2")
+    out = await make_queue(client)
+    await create_group(client, queue)
+    await post_many(client, queue, 2)
+    first, second = await claim(client, queue, headers=APP2)
+    publish = [{"queue": out, "body": "x"}]
+    response = await act(
+        client, queue, "ack", headers=APP2, receipts=[first["receipt"]], publish=publish
+    )
+    assert error(response, 403) == DENIED
+    assert await read(client, out) == []
+    assert (await group_state(client, queue))["acknowledged"] == 0
+    # app2 and app1 together may.
+    both_apps = auth("key2", "key1")
+    response = await act(
+        client, queue, "ack", headers=both_apps, receipts=[first["receipt"]], publish=publish
+    )
+    assert ok(response)["acknowledged"] == [first["receipt"]]
+    assert len(await read(client, out)) == 1
+    response = await act(client, queue, "ack", headers=APP2, receipts=[second["receipt"]])
+    assert ok(response)["acknowledged"] == [second["receipt"]]
