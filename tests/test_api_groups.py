@@ -310,9 +310,11 @@ async def test_update_replaces_given_fields(client: httpx.AsyncClient) -> None:
     expected = {**expected, "dead_letter_queue": None, "guarantee": "exactly_once"}
     assert normal(settings_of(body)) == expected
     assert normal(settings_of(await group_state(client, queue))) == expected
-    # A form body updates too.
+    # A form body updates too; new leases follow the new settings.
     response = await client.put(url(queue), data={"lease_seconds": "9"}, headers=APP1)
     assert normal(settings_of(ok(response))) == {**expected, "lease_seconds": 9}
+    await post(client, queue, "x")
+    assert (await claim_answer(client, queue))["lease_seconds"] == 9
 
 
 async def test_guarantee_is_fixed_when_created(client: httpx.AsyncClient) -> None:
@@ -418,9 +420,10 @@ async def test_list_in_binary_order(client: httpx.AsyncClient) -> None:
 async def test_head_of_a_group(client: httpx.AsyncClient) -> None:
     queue = await make_queue(client)
     await create_group(client, queue)
-    response = await client.head(url(queue), headers=APP1)
-    assert response.status_code == 200
-    assert response.content == b""
+    for path in (url(queue), url(queue, None)):
+        response = await client.head(path, headers=APP1)
+        assert response.status_code == 200
+        assert response.content == b""
     assert (await client.head(url(queue, "nosuch"), headers=APP1)).status_code == 404
 
 
@@ -486,6 +489,7 @@ SETTING_ROWS = [
     bad({"lease_seconds": "43201"},
         {"lease_seconds": "43201 is greater than maximum value 43200"}, "lease-43201"),
     bad({"lease_seconds": "9" * 40}, {"lease_seconds": ANY}, "lease-huge"),
+    bad({"max_deliveries": "-" + "9" * 40}, {"max_deliveries": ANY}, "max-deliveries-huge"),
     bad({"max_deliveries": -1},
         {"max_deliveries": "-1 is less than minimum value 0"}, "max-deliveries--1"),
     bad({"max_deliveries": 1001},
@@ -587,6 +591,10 @@ ACTION_ROWS = [
     bad_action("seek", {}, {"to": "Required"}, "seek-missing"),
     bad_action("seek", {"to": "fred"}, {"to": ANY}, "seek-fred"),
     bad_action("seek", {"to": "earliest", "partitions": "x"}, {"partitions": ANY}, "seek-p"),
+    bad_action("claim", {"limit": "9" * 40, "wait": "9" * 40},
+               {"limit": ANY, "wait": ANY}, "claim-huge"),
+    bad_action("release", {"receipts": R, "delay": "9" * 40}, {"delay": ANY}, "delay-huge"),
+    bad_action("extend", {"receipts": R, "seconds": "9" * 40}, {"seconds": ANY}, "seconds-huge"),
 ]  # fmt: skip
 
 
@@ -794,6 +802,40 @@ async def test_concurrent_claims_never_share_a_message(client: httpx.AsyncClient
     assert len(handed) == len(set(handed))
     assert sorted(handed) == sorted(keys(posted))
     assert (await group_state(client, queue))["delivered"] == 30
+
+
+async def test_claim_limit_counts_messages_across_partitions(client: httpx.AsyncClient) -> None:
+    """``limit`` caps the messages of one claim (range reads say "per partition"; claims don't)."""
+    queue = await make_queue(client, partitions=3)
+    await create_group(client, queue)
+    items = [{"body": f"m{i}", "partition": 1 + i % 3} for i in range(12)]
+    posted = await post_batch(client, queue, *items)
+    found = await claim(client, queue, limit=4)
+    assert len(found) == 4
+    found += await claim(client, queue, limit=100)
+    assert sorted(ids(found)) == sorted(keys(posted))
+    # Oldest first in each partition.
+    for p in (1, 2, 3):
+        assert [m["message_id"] for m in found if m["partition"] == p] == [
+            k["key"] for k in posted if k["partition"] == p
+        ]
+
+
+async def test_bodies_too_large(client: httpx.AsyncClient) -> None:
+    """Group bodies follow the request limits (413 before 400, after 403)."""
+    queue = await make_queue(client)
+    await create_group(client, queue)
+    big = {"lease_seconds": "0", "x": "y" * 70_000}
+    for path in (url(queue, "new"), url(queue)):
+        response = await client.put(path, data=big, headers=APP1)
+        assert set(error(response, 413)) == {"PayloadTooLarge"}
+    for action in ("claim", "ack", "seek"):
+        response = await client.post(url(queue, "g", action), data=big, headers=APP1)
+        assert set(error(response, 413)) == {"PayloadTooLarge"}, action
+        response = await client.post(url(queue, "g", action), data=big, headers=APP3)
+        assert error(response, 403) == DENIED
+    assert [g["group"] for g in await list_groups(client, queue)] == ["g"]
+    assert (await group_state(client, queue))["lease_seconds"] == 30
 
 
 async def test_claim_partitions(client: httpx.AsyncClient) -> None:
