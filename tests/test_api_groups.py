@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from tests.api_support import JSON_TYPE, error, ok, order_key, post, post_batch, read
-from tests.conftest import APP1, APP2, auth, make_queue
+from tests.conftest import APP1, APP2, Server, auth, free_port, make_queue, write_config
 
 APP3 = auth("key3a")
 ANONYMOUS: dict[str, str] = {}
@@ -1554,3 +1555,38 @@ async def test_ack_and_publish_needs_the_application(client: httpx.AsyncClient) 
     assert len(await read(client, out)) == 1
     response = await act(client, queue, "ack", headers=APP2, receipts=[second["receipt"]])
     assert ok(response)["acknowledged"] == [second["receipt"]]
+
+
+# -- durability -------------------------------------------------------------------
+
+
+def test_group_state_survives_sigkill(tmp_path: Path, serve: type[Server]) -> None:
+    """at_least_once: leases, receipts, acknowledgements and counters survive a SIGKILL."""
+    config = write_config(tmp_path / "queuey.toml", f"sqlite:///{tmp_path / 'q.db'}", free_port())
+    server = serve(config).start()
+    base = f"{server.url}/v1/app1"
+    with httpx.Client(base_url=base, headers=APP1, timeout=10) as http:
+        ok(http.post("", json={"queue_name": "q"}), 201)
+        ok(http.put("/q/groups/g", json={}), 201)
+        posted = [
+            ok(http.post("/q", content=f"m{i}".encode()), 201)["messages"][0] for i in range(3)
+        ]
+        first, second = ok(http.post("/q/groups/g/claim", json={"limit": 2}))["messages"]
+        ok(http.post("/q/groups/g/ack", json={"receipts": [first["receipt"]]}))
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait()
+
+    server = serve(config).start()
+    with httpx.Client(base_url=f"{server.url}/v1/app1", headers=APP1, timeout=10) as http:
+        state = ok(http.get("/q/groups/g"))
+        assert counters(state) == {**ZERO, "delivered": 2, "acknowledged": 1}
+        assert (part(state)["pending"], part(state)["in_flight"]) == (2, 1)
+        # The live lease still holds; its receipt still works.
+        (third,) = ok(http.post("/q/groups/g/claim", json={}))["messages"]
+        assert third["message_id"] == posted[2]["key"]
+        answer = ok(http.post("/q/groups/g/ack", json={"receipts": [second["receipt"]]}))
+        assert answer["acknowledged"] == [second["receipt"]]
+        # A retried ack of the receipt acknowledged before the kill succeeds again.
+        answer = ok(http.post("/q/groups/g/ack", json={"receipts": [first["receipt"]]}))
+        assert answer["acknowledged"] == [first["receipt"]]
