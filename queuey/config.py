@@ -105,6 +105,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cors", "origins", list, (), 'Origins allowed cross-origin access; "*" for any.'),
     Setting("limits", "max_message_bytes", int, 262144, "Largest message body, UTF-8 bytes."),
     Setting("limits", "max_request_bytes", int, 8388608, "Largest request body, bytes."),
+    Setting(
+        "limits",
+        "idempotency_window",
+        int,
+        86400,
+        "Seconds a message's idempotency key is remembered, counted from its first post.",
+    ),
 )
 
 
@@ -137,6 +144,7 @@ class Settings:
     cors_origins: tuple[str, ...] = DEFAULTS["cors_origins"]
     max_message_bytes: int = DEFAULTS["max_message_bytes"]
     max_request_bytes: int = DEFAULTS["max_request_bytes"]
+    idempotency_window: int = DEFAULTS["idempotency_window"]
     application_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
 
@@ -184,12 +192,24 @@ def at_least_one(value: int) -> str | None:
     return None if value >= 1 else f"{_shown(value)} is less than minimum value 1"
 
 
+#: Cassandra's longest TTL (20 years): the longest idempotency window a store can keep.
+MAX_WINDOW = 630_720_000
+
+
+def window_problem(value: int) -> str | None:
+    """What is wrong with an idempotency window in seconds (1..20 years)."""
+    if value > MAX_WINDOW:
+        return f"{_shown(value)} is greater than maximum value {MAX_WINDOW}"
+    return at_least_one(value)
+
+
 RANGES: dict[str, Callable[[int], str | None]] = {
     "port": port_problem,
     "workers": workers_problem,
     "readers": at_least_one,
     "purge_batch": at_least_one,
     "queue_cache_size": at_least_one,
+    "idempotency_window": window_problem,
 }
 _INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
 

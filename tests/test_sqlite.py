@@ -237,7 +237,8 @@ async def test_purge_works_in_batches_of_purge_batch(tmp_path: Path) -> None:
         await asyncio.sleep(1.1)
         before = store.commits
         assert await store.purge() == 25
-        # 10 + 10 + 5 expired rows, then one look for deleted queues: one transaction each.
-        assert store.commits - before == 4
+        # 10 + 10 + 5 expired rows, then one look each for expired idempotency keys and
+        # for deleted queues: one transaction each.
+        assert store.commits - before == 5
     finally:
         await store.close()

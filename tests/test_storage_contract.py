@@ -7,9 +7,13 @@ import time
 
 import pytest
 
+from queuey.api.app import storage_for
+from queuey.config import Settings
 from queuey.storage import keys as keys_module
 from queuey.storage.base import (
+    Message,
     NewMessage,
+    Posted,
     Queue,
     QueueChanged,
     QueueNotFound,
@@ -17,12 +21,18 @@ from queuey.storage.base import (
     Storage,
     StoreUnavailable,
 )
+from queuey.storage.cassandra import CassandraStorage
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
 from queuey.storage.sqlite import SQLiteStorage
 
 
 def msg(body: str, partition: int = 1, ttl: int = 3600) -> NewMessage:
     return NewMessage(body=body, content_type="text/plain", ttl=ttl, partition=partition)
+
+
+async def post(storage: Storage, queue: Queue, messages: list[NewMessage]) -> list[MessageKey]:
+    """Post; the keys the messages got."""
+    return [posted.key for posted in await storage.post_messages(queue, messages)]
 
 
 async def new_queue(storage: Storage, name: str = "q", **settings: object) -> Queue:
@@ -70,7 +80,7 @@ async def test_keys_increase_and_reads_follow_key_order(storage: Storage) -> Non
     queue = await new_queue(storage)
     keys: list[MessageKey] = []
     for i in range(5):
-        keys += await storage.post_messages(queue, [msg(f"{i}a"), msg(f"{i}b")])
+        keys += await post(storage, queue, [msg(f"{i}a"), msg(f"{i}b")])
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert await bodies(storage, queue) == [f"{i}{s}" for i in range(5) for s in "ab"]
     assert await bodies(storage, queue, descending=True, limit=3) == ["4b", "4a", "3b"]
@@ -91,7 +101,7 @@ async def test_keys_increase_and_reads_follow_key_order(storage: Storage) -> Non
 
 async def test_partitions_are_separate(storage: Storage) -> None:
     queue = await new_queue(storage, partitions=3)
-    await storage.post_messages(queue, [msg("one", 1), msg("two", 2), msg("two-b", 2)])
+    await post(storage, queue, [msg("one", 1), msg("two", 2), msg("two-b", 2)])
     assert await bodies(storage, queue, 1) == ["one"]
     assert await bodies(storage, queue, 2) == ["two", "two-b"]
     assert await bodies(storage, queue, 3) == []
@@ -99,7 +109,7 @@ async def test_partitions_are_separate(storage: Storage) -> None:
 
 async def test_get_put_delete_by_key(storage: Storage) -> None:
     queue = await new_queue(storage, partitions=2)
-    (key,) = await storage.post_messages(queue, [msg("first")])
+    (key,) = await post(storage, queue, [msg("first")])
     missing = MessageKey(key.ts + 1, key.tail)
     found = await storage.get_messages(queue, [(1, missing), (1, key), (2, key)])
     assert [(m.key, m.body) for m in found] == [(key, "first")]
@@ -116,7 +126,7 @@ async def test_get_put_delete_by_key(storage: Storage) -> None:
 
 async def test_expired_messages_vanish_and_are_purged(storage: Storage) -> None:
     queue = await new_queue(storage)
-    await storage.post_messages(queue, [msg("short", ttl=1), msg("long", ttl=3600)])
+    await post(storage, queue, [msg("short", ttl=1), msg("long", ttl=3600)])
     assert await storage.count_messages(queue) == 2
     await asyncio.sleep(1.3)
     assert await bodies(storage, queue) == ["long"]
@@ -128,11 +138,11 @@ async def test_expired_messages_vanish_and_are_purged(storage: Storage) -> None:
 
 async def test_deleted_queue_is_gone_and_its_name_starts_afresh(storage: Storage) -> None:
     queue = await new_queue(storage)
-    await storage.post_messages(queue, [msg("old")])
+    await post(storage, queue, [msg("old")])
     await storage.delete_queue(queue)
     assert await storage.get_queue("app", "q") is None
     with pytest.raises(QueueNotFound):
-        await storage.post_messages(queue, [msg("late")])
+        await post(storage, queue, [msg("late")])
     again = await new_queue(storage)
     assert await bodies(storage, again) == []
     assert await storage.count_messages(again) == 0
@@ -140,9 +150,7 @@ async def test_deleted_queue_is_gone_and_its_name_starts_afresh(storage: Storage
 
 async def test_concurrent_writers_get_distinct_increasing_keys(storage: Storage) -> None:
     queue = await new_queue(storage, consistency="weak")
-    batches = await asyncio.gather(
-        *(storage.post_messages(queue, [msg(f"{i}")]) for i in range(200))
-    )
+    batches = await asyncio.gather(*(post(storage, queue, [msg(f"{i}")]) for i in range(200)))
     keys = [k for batch in batches for k in batch]
     assert len(set(keys)) == 200
     stored = await storage.read_range(queue, 1, None, 1000, False)
@@ -152,7 +160,7 @@ async def test_concurrent_writers_get_distinct_increasing_keys(storage: Storage)
 async def test_key_timestamps_are_now(storage: Storage) -> None:
     queue = await new_queue(storage)
     before = time.time()
-    (key,) = await storage.post_messages(queue, [msg("x")])
+    (key,) = await post(storage, queue, [msg("x")])
     seconds = (key.ts - UNIX_EPOCH_TICKS) / 10_000_000
     assert before - 1 <= seconds <= time.time() + 1
 
@@ -163,7 +171,7 @@ async def test_closed_store_is_unavailable(storage: Storage) -> None:
     with pytest.raises(StoreUnavailable):
         await storage.ping()
     with pytest.raises(StoreUnavailable):
-        await storage.post_messages(queue, [msg("x")])
+        await post(storage, queue, [msg("x")])
     with pytest.raises(StoreUnavailable):
         await storage.get_queue("app", "q")
 
@@ -191,33 +199,33 @@ async def test_a_stale_copy_is_refused_and_stores_nothing(
 ) -> None:
     stale = await new_queue(storage, partitions=2)
     fresh = await storage.update_queue(stale, change)
-    (kept,) = await storage.post_messages(fresh, [msg("kept")])
+    (kept,) = await post(storage, fresh, [msg("kept")])
     with pytest.raises(QueueChanged):
-        await storage.post_messages(stale, [msg("one"), msg("two", 2)])
+        await post(storage, stale, [msg("one"), msg("two", 2)])
     with pytest.raises(QueueChanged):
         await storage.put_messages(stale, [(1, kept)], "overwritten", "text/plain", 60)
     assert await stored_everywhere(storage, fresh) == ["kept"]
     assert await storage.count_messages(fresh) == 1
     # The fresh copy writes.
-    await storage.post_messages(fresh, [msg("new")])
+    await post(storage, fresh, [msg("new")])
     assert await stored_everywhere(storage, fresh) == ["kept", "new"]
 
 
 async def test_a_copy_differing_in_type_or_principles_still_writes(storage: Storage) -> None:
     old = await new_queue(storage)
     await storage.update_queue(old, QueueSettings(type="public", principles=("app:x",)))
-    await storage.post_messages(old, [msg("fine")])
+    await post(storage, old, [msg("fine")])
     assert await stored_everywhere(storage, old) == ["fine"]
 
 
 async def test_a_deleted_queue_refuses_writes_through_old_copies(storage: Storage) -> None:
     old = await new_queue(storage)
-    (key,) = await storage.post_messages(old, [msg("old")])
+    (key,) = await post(storage, old, [msg("old")])
     await storage.delete_queue(old)
     again = await new_queue(storage)  # same name, new incarnation
     assert again.handle != old.handle
     with pytest.raises(QueueNotFound):
-        await storage.post_messages(old, [msg("late")])
+        await post(storage, old, [msg("late")])
     with pytest.raises(QueueNotFound):
         await storage.put_messages(old, [(1, key)], "late", "text/plain", 60)
     with pytest.raises(QueueNotFound):
@@ -265,9 +273,9 @@ async def test_a_message_that_cannot_be_encoded_fails_the_whole_call(
     queue = await new_queue(storage, partitions=3)
     bad = msg(UNENCODABLE, 2)
     results = await asyncio.gather(
-        storage.post_messages(queue, [msg("before", 1)]),
-        storage.post_messages(queue, shaped(shape, bad)),
-        storage.post_messages(queue, [msg("after", 3)]),
+        post(storage, queue, [msg("before", 1)]),
+        post(storage, queue, shaped(shape, bad)),
+        post(storage, queue, [msg("after", 3)]),
         return_exceptions=True,
     )
     failure = results[1]
@@ -295,13 +303,13 @@ async def test_a_message_the_store_refuses_fails_its_batch(storage: Storage, sha
     bad = NewMessage(body="bad", content_type="text/plain", ttl=too_long, partition=2)
     messages = shaped(shape, bad)
     with pytest.raises(StoreUnavailable):
-        await storage.post_messages(queue, messages)
+        await post(storage, queue, messages)
     stored = sorted(await stored_everywhere(storage, queue))
     if is_sqlite or shape != "large":
         assert stored == []
     else:
         assert stored == sorted(m.body for m in messages if m.partition != 2)
-    await storage.post_messages(queue, [msg("still works", 2)])
+    await post(storage, queue, [msg("still works", 2)])
     assert await bodies(storage, queue, 2) == ["still works"]
 
 
@@ -324,19 +332,180 @@ async def test_keys_keep_increasing_when_the_wall_clock_steps_back(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = await new_queue(storage, consistency="weak")
-    posted = await storage.post_messages(queue, [msg("0a"), msg("0b")])
+    posted = await post(storage, queue, [msg("0a"), msg("0b")])
     real = keys_module.now_ticks
     hour = 3600 * 10_000_000
     monkeypatch.setattr(keys_module, "now_ticks", lambda: real() - hour)  # the clock steps back
     for i in range(1, 4):
-        posted += await storage.post_messages(queue, [msg(f"{i}a"), msg(f"{i}b")])
-    batches = await asyncio.gather(*(storage.post_messages(queue, [msg("c")]) for _ in range(20)))
+        posted += await post(storage, queue, [msg(f"{i}a"), msg(f"{i}b")])
+    batches = await asyncio.gather(*(post(storage, queue, [msg("c")]) for _ in range(20)))
     concurrent = [k for batch in batches for k in batch]
     monkeypatch.undo()  # the clock is right again
-    later = await storage.post_messages(queue, [msg("z")])
+    later = await post(storage, queue, [msg("z")])
     assert posted == sorted(posted) and len(set(posted)) == len(posted)
     assert min(concurrent) > posted[-1] and len(set(concurrent)) == 20
     assert later[0] > max(concurrent)
     assert all(k.ts - posted[0].ts < 10_000_000 for k in posted)  # still near the real time
     stored = await storage.read_range(queue, 1, None, 1000, False)
     assert [m.key for m in stored] == posted + sorted(concurrent) + later
+
+
+# -- idempotency keys ---------------------------------------------------------------
+
+
+def keyed(body: str, key: str | None, partition: int = 1, ttl: int = 3600) -> NewMessage:
+    return NewMessage(body, "text/plain", ttl, partition, idempotency_key=key)
+
+
+async def test_a_repeated_idempotency_key_is_answered_as_the_first_post(storage: Storage) -> None:
+    queue = await new_queue(storage, partitions=3)
+    (first,) = await storage.post_messages(queue, [keyed("first", "order-1", 2)])
+    assert first.partition == 2
+    # Whatever its body, TTL or partition.
+    assert await storage.post_messages(queue, [keyed("other", "order-1", 3, ttl=60)]) == [first]
+    mixed = await storage.post_messages(
+        queue, [keyed("new", None), keyed("again", "order-1"), keyed("new2", "order-2")]
+    )
+    assert mixed[1] == first
+    assert first.key < mixed[0].key < mixed[2].key  # the call's new keys still increase
+    # Compared byte for byte.
+    (other,) = await storage.post_messages(queue, [keyed("case", "ORDER-1")])
+    assert other.key not in (first.key, *(p.key for p in mixed))
+    assert sorted(await stored_everywhere(storage, queue)) == ["case", "first", "new", "new2"]
+
+
+async def test_a_key_outlives_its_message(storage: Storage) -> None:
+    """Deleted or expired, the message is answered as first posted and not stored again."""
+    queue = await new_queue(storage)
+    deleted, short = await storage.post_messages(
+        queue, [keyed("deleted", "d"), keyed("short", "s", ttl=1)]
+    )
+    await storage.delete_messages(queue, [(1, deleted.key)])
+    await asyncio.sleep(1.3)
+    again = await storage.post_messages(queue, [keyed("again", "d"), keyed("again", "s")])
+    assert again == [deleted, short]
+    assert await stored_everywhere(storage, queue) == []
+    assert await storage.count_messages(queue) == 0
+
+
+async def test_a_key_given_twice_in_one_call_is_one_message(storage: Storage) -> None:
+    queue = await new_queue(storage, partitions=2)
+    posted = await storage.post_messages(
+        queue, [keyed("a", "k", 1), keyed("b", None, 2), keyed("c", "k", 2), keyed("d", "k2", 1)]
+    )
+    assert posted[2] == posted[0] and posted[0].partition == 1  # the first item wins
+    assert posted[0].key < posted[1].key < posted[3].key
+    assert sorted(await stored_everywhere(storage, queue)) == ["a", "b", "d"]
+
+
+async def test_keys_belong_to_one_queue_incarnation(storage: Storage) -> None:
+    one = await new_queue(storage, "one")
+    two = await new_queue(storage, "two")
+    (a,) = await storage.post_messages(one, [keyed("a", "k")])
+    (b,) = await storage.post_messages(two, [keyed("b", "k")])
+    assert a.key != b.key
+    await storage.delete_queue(one)
+    again = await new_queue(storage, "one")  # deleting the queue forgot its keys
+    (c,) = await storage.post_messages(again, [keyed("c", "k")])
+    assert c.key not in (a.key, b.key)
+    assert await bodies(storage, again) == ["c"]
+    assert await bodies(storage, two) == ["b"]
+
+
+async def test_keys_are_forgotten_after_the_window(settings: Settings) -> None:
+    store = storage_for(settings.replace(idempotency_window=2))
+    await store.start()
+    try:
+        queue = await new_queue(store)
+        (first,) = await store.post_messages(queue, [keyed("first", "k")])
+        assert await store.post_messages(queue, [keyed("x", "k")]) == [first]
+        await asyncio.sleep(3.2)  # counted from the first post
+        (later,) = await store.post_messages(queue, [keyed("later", "k")])
+        assert later.key > first.key
+        assert await store.post_messages(queue, [keyed("y", "k")]) == [later]
+        assert await bodies(store, queue) == ["first", "later"]
+    finally:
+        await store.close()
+
+
+async def test_posts_racing_with_one_key_store_one_message(storage: Storage) -> None:
+    queue = await new_queue(storage, partitions=4)
+    answers = await asyncio.gather(
+        *(storage.post_messages(queue, [keyed(f"body {i}", "k", i % 4 + 1)]) for i in range(20))
+    )
+    assert len({a for (a,) in answers}) == 1
+    (posted,) = answers[0]
+    stored = await storage.read_range(queue, posted.partition, None, 10, False)
+    assert [m.key for m in stored] == [posted.key]
+    assert await storage.count_messages(queue) == 1
+
+
+async def test_stores_sharing_the_data_store_each_key_once(
+    storage: Storage, settings: Settings
+) -> None:
+    """Two processes on one SQLite file; two web nodes on one Cassandra cluster."""
+    other = storage_for(settings)
+    await other.start()
+    try:
+        queue = await new_queue(storage, partitions=2)
+        calls = [
+            store.post_messages(queue, [keyed(f"{name}{i}", f"k{i % 3}", i % 2 + 1)])
+            for i in range(12)
+            for name, store in (("a", storage), ("b", other))
+        ]
+        answers = [a for (a,) in await asyncio.gather(*calls)]
+        by_key: dict[str, set[Posted]] = {}
+        for i, answer in enumerate(answers):
+            by_key.setdefault(f"k{i // 2 % 3}", set()).add(answer)
+        assert all(len(found) == 1 for found in by_key.values()), by_key
+        assert await storage.count_messages(queue) == 3
+        kept = await storage.get_messages(queue, [(p.partition, p.key) for p in set(answers)])
+        assert len(kept) == 3
+    finally:
+        await other.close()
+
+
+async def test_a_failed_post_resent_with_its_keys_is_stored_once(storage: Storage) -> None:
+    """SQLite stored nothing of the failed call. Cassandra recorded the keys, then the
+    message batch failed (a TTL the node refuses); the resend completes the call."""
+    too_long = 2**60 if isinstance(storage, SQLiteStorage) else 20 * 365 * 86400 + 1
+    queue = await new_queue(storage, partitions=2)
+    with pytest.raises(StoreUnavailable):
+        await storage.post_messages(
+            queue, [keyed("a", "ka", 1), keyed("b", "kb", 2, ttl=too_long), keyed("c", None, 2)]
+        )
+    assert await stored_everywhere(storage, queue) == []
+    resend = [keyed("a", "ka", 1), keyed("b", "kb", 2), keyed("c", None, 2)]
+    posted = await storage.post_messages(queue, resend)
+    assert await storage.post_messages(queue, resend[:2]) == posted[:2]
+    found = await storage.get_messages(queue, [(p.partition, p.key) for p in posted])
+    assert [m.body for m in found] == ["a", "b", "c"]
+    assert await storage.count_messages(queue) == 3
+
+
+async def test_cassandra_completions_never_override_or_bring_back_a_message(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the stored flag (its write lost) a repeated key reads the message by id and,
+    not finding it, writes it at the record's time: an older write than the original
+    message and than its deletion, so either wins."""
+    if not isinstance(storage, CassandraStorage):
+        pytest.skip("SQLite records a key in the transaction that stores its message")
+
+    async def lost(*args: object) -> None:
+        pass
+
+    monkeypatch.setattr(storage._keys, "mark_stored", lost)
+    queue = await new_queue(storage)
+    kept, deleted = await storage.post_messages(queue, [keyed("kept", "k"), keyed("gone", "d")])
+    await storage.delete_messages(queue, [(1, deleted.key)])
+
+    async def missed(*args: object) -> list[Message]:
+        return []  # as a replica that has not seen the message yet would answer
+
+    monkeypatch.setattr(storage._messages, "get", missed)
+    again = await storage.post_messages(queue, [keyed("other", "k"), keyed("back", "d")])
+    assert again == [kept, deleted]
+    monkeypatch.undo()
+    found = await storage.get_messages(queue, [(1, kept.key), (1, deleted.key)])
+    assert [(m.key, m.body) for m in found] == [(kept.key, "kept")]

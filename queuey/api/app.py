@@ -136,6 +136,7 @@ def storage_for(settings: Settings) -> Storage:
         readers=settings.storage_readers,
         busy_timeout=settings.storage_busy_timeout,
         purge_batch=settings.storage_purge_batch,
+        idempotency_window=settings.idempotency_window,
     )
 
 

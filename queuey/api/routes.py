@@ -156,6 +156,7 @@ class V1:
                 request.header(b"content-type"),
                 request.header(b"x-ttl"),
                 request.header(b"x-partition"),
+                request.header(b"x-idempotency-key"),
             )
         return json_response({"status": "ok", "messages": posted}, 201)
 

@@ -11,6 +11,11 @@ since that copy, read it again, validate again and store once more. A 400
 about a partition found against a cached copy is checked once against the
 stored queue (another process may have grown it); any other 400 costs one
 validation.
+
+Idempotency keys (``X-Idempotency-Key``, ``idempotency_key`` per batch item)
+are validated with the other fields and handed to storage, which answers a
+key already used on the queue with the first post's key, timestamp and
+partition (``Storage.post_messages``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ from queuey.core.ids import (
     parse_timestamp,
 )
 from queuey.core.queues import Queues, raise_if
-from queuey.storage.base import Message, NewMessage, Queue, QueueChanged, QueueNotFound, Storage
+from queuey.storage.base import (
+    Message,
+    NewMessage,
+    Posted,
+    Queue,
+    QueueChanged,
+    QueueNotFound,
+    Storage,
+)
 from queuey.storage.keys import MessageKey
 
 DEFAULT_TTL = 259200  # 3 days
@@ -82,6 +95,15 @@ def _partition(value: Any, key: str, errors: v.Errors, queue: Queue) -> int:
     if not v.given(value):
         return random.randint(1, queue.partitions)
     return v.integer(value, key, errors, 1, 1, queue.partitions)
+
+
+def _posted(posted: Posted) -> dict[str, Any]:
+    key = posted.key
+    return {
+        "key": format_id(key),
+        "timestamp": format_timestamp(key.ts),
+        "partition": posted.partition,
+    }
 
 
 def _about_partitions(error: ValidationError) -> bool:
@@ -142,8 +164,9 @@ class Messages:
                     content_type = "text/plain"
                 elif not isinstance(content_type, str):
                     errors[f"{i}.content_type"] = "must be a string"
+                key = v.idempotency_key(item.get("idempotency_key"), f"{i}.idempotency_key", errors)
                 if not errors and isinstance(body, str):
-                    messages.append(NewMessage(body, content_type, ttl, partition))
+                    messages.append(NewMessage(body, content_type, ttl, partition, key))
             raise_if(errors)
             return messages
 
@@ -156,8 +179,12 @@ class Messages:
         content_type: str | None,
         ttl: str | None,
         partition: str | None,
+        idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Post the request body as one message (``X-TTL``, ``X-Partition`` headers)."""
+        """Post the request body as one message (``X-TTL``, ``X-Partition`` headers).
+
+        ``idempotency_key``: the ``X-Idempotency-Key`` header (empty: not given).
+        """
         self._check_size(body, "The message")
 
         def parse(target: Queue) -> list[NewMessage]:
@@ -167,6 +194,7 @@ class Messages:
                 content_type or "text/plain",
                 v.integer(ttl, "ttl", errors, DEFAULT_TTL, 1, MAX_TTL),
                 _partition(partition, "partition", errors, target),
+                v.idempotency_key(idempotency_key or None, "idempotency_key", errors),
             )
             raise_if(errors)
             return [message]
@@ -177,11 +205,7 @@ class Messages:
         async def store(target: Queue, messages: list[NewMessage]) -> list[dict[str, Any]]:
             if not messages:  # as the original: an empty batch stores nothing and succeeds
                 return []
-            keys = await self.storage.post_messages(target, messages)
-            return [
-                {"key": format_id(k), "timestamp": format_timestamp(k.ts), "partition": m.partition}
-                for k, m in zip(keys, messages, strict=True)
-            ]
+            return [_posted(p) for p in await self.storage.post_messages(target, messages)]
 
         return await self._write(queue, parse, store)
 

@@ -143,6 +143,26 @@ def principles(value: Any, key: str, errors: Errors) -> tuple[str, ...]:
     return tuple(found)
 
 
+#: Idempotency keys: 1 to 128 visible ASCII characters (0x21-0x7E).
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def idempotency_key(value: Any, key: str, errors: Errors) -> str | None:
+    """An idempotency key (1-128 visible ASCII characters), or None when ``value`` is None.
+
+    The caller decides what else means "not given" (an empty header does).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or IDEMPOTENCY_KEY.fullmatch(value) is None:
+        errors[key] = (
+            f'"{_shown(value)}" is not an idempotency key'
+            " (1 to 128 visible ASCII characters, 0x21-0x7E)"
+        )
+        return None
+    return value
+
+
 def queue_name(value: Any, key: str, errors: Errors) -> str | None:
     """A queue name (1-50 of ``[A-Za-z0-9_.@:+=~-]``, not "." or ".."), or None when not given."""
     if not given(value):

@@ -27,19 +27,26 @@ def open_storage(
     readers: int | None = None,
     busy_timeout: float | None = None,
     purge_batch: int | None = None,
+    idempotency_window: int | None = None,
 ) -> Storage:
     """A backend for ``url`` (not yet started).
 
     ``settle`` and ``create_schema`` apply to Cassandra; ``purge_interval``,
     ``readers``, ``busy_timeout`` and ``purge_batch`` to SQLite (see
-    :class:`queuey.storage.sqlite.SQLiteStorage`; None keeps the default).
+    :class:`queuey.storage.sqlite.SQLiteStorage`; None keeps the default);
+    ``idempotency_window`` (seconds an idempotency key is remembered) to both.
     Raises :class:`StorageURLError` for a URL no backend takes, or when the
     backend's driver is not installed.
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from queuey.storage.sqlite import SQLiteStorage
-        from queuey.storage.sqlite.store import BUSY_TIMEOUT, PURGE_BATCH, READERS
+        from queuey.storage.sqlite.store import (
+            BUSY_TIMEOUT,
+            IDEMPOTENCY_WINDOW,
+            PURGE_BATCH,
+            READERS,
+        )
 
         return SQLiteStorage(
             sqlite_path(url),
@@ -47,6 +54,9 @@ def open_storage(
             busy_timeout=BUSY_TIMEOUT if busy_timeout is None else busy_timeout,
             purge_batch=PURGE_BATCH if purge_batch is None else purge_batch,
             purge_interval=purge_interval,
+            idempotency_window=(
+                IDEMPOTENCY_WINDOW if idempotency_window is None else idempotency_window
+            ),
         )
     if scheme == "cassandra":
         try:
@@ -56,7 +66,10 @@ def open_storage(
                 f"the Cassandra backend needs its driver: pip install 'queuey[cassandra]' ({exc})"
             ) from exc
         store: Storage = CassandraStorage.from_url(
-            url, settle=settle or {}, create_schema=create_schema
+            url,
+            settle=settle or {},
+            create_schema=create_schema,
+            idempotency_window=idempotency_window,
         )
         return store
     raise StorageURLError(f"unknown storage scheme {scheme!r}: use sqlite:// or cassandra://")

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from queuey.storage.keys import MessageKey
 
@@ -109,11 +109,23 @@ class Queue:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message to store. ``ttl`` is in seconds from the time of the write."""
+    """A message to store. ``ttl`` is in seconds from the time of the write.
+
+    ``idempotency_key``: 1 to 128 visible ASCII characters naming the message
+    for this queue, or None (see ``Storage.post_messages``).
+    """
 
     body: str
     content_type: str
     ttl: int
+    partition: int
+    idempotency_key: str | None = None
+
+
+class Posted(NamedTuple):
+    """Where ``post_messages`` put a message (or, for a repeated idempotency key, had put it)."""
+
+    key: MessageKey
     partition: int
 
 
@@ -211,31 +223,58 @@ class Storage(Protocol):
     async def count_messages(self, queue: Queue) -> int:
         """The number of unexpired messages in all partitions of this incarnation."""
 
-    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
-        """Store messages under keys the backend makes; return the keys in request order.
+    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[Posted]:
+        """Store messages under keys the backend makes; return where each went, in request order.
 
         Each message goes to its ``partition`` (1..``queue.partitions``) with
-        its expiry ``ttl`` seconds from now. The keys are new, strictly
-        increasing in request order, above every key this backend made before
-        (see the module's "Ordering"), with timestamps near the current time
-        (never behind a key made earlier, even if the clock stepped back).
-        Once this returns, the messages are as durable as the queue's
-        consistency promises and visible to reads (after the settle delay).
+        its expiry ``ttl`` seconds from now. The keys of the messages this call
+        stores are new, strictly increasing in request order, above every key
+        this backend made before (see the module's "Ordering"), with timestamps
+        near the current time (never behind a key made earlier, even if the
+        clock stepped back). Once this returns, the messages are as durable as
+        the queue's consistency promises and visible to reads (after the settle
+        delay).
+
+        Idempotency keys: a message whose ``idempotency_key`` was already used
+        on this incarnation of the queue within the store's idempotency window
+        (``idempotency_window`` seconds, counted from the first post that used
+        it) is not stored again: its ``Posted`` is the first one's (key and
+        partition), whatever its body, TTL or partition, also when that
+        message has since expired or been deleted. A key given twice in one
+        call is one message: the first item is stored, and both are answered
+        with its ``Posted``. This holds for calls racing each other through
+        any number of stores sharing the data (processes on one SQLite file,
+        web nodes on one Cassandra cluster: one of them stores the message,
+        all get the same answer). Keys are compared byte for byte and belong
+        to one queue incarnation: a queue created again under a deleted one's
+        name knows none. After the window the key is forgotten and a message
+        with it is new.
 
         Raises :class:`QueueNotFound` if the queue was deleted (or created
         again) since ``queue`` was read, and :class:`QueueChanged` if its
         partition count or consistency is no longer that of ``queue`` (the
-        write must honour the stored settings); then nothing was stored.
+        write must honour the stored settings); then nothing was stored and
+        no key was used.
 
-        A :class:`StoreUnavailable` leaves the outcome unknown. SQLite: nothing
-        of the call was stored (one transaction). Cassandra: nothing was
-        stored when a value could not be encoded (every value is encoded before
-        anything is sent); otherwise messages that fall in one Cassandra
-        partition (one queue partition, one hour) within ``batch_bytes`` go in
-        one atomic batch, and messages over several partitions within
-        ``logged_batch_bytes`` in one LOGGED batch: all of them are stored or,
-        as far as Cassandra can say, none. Larger calls go in several batches,
-        each all or nothing, so some of the call's messages may be stored.
+        A :class:`StoreUnavailable` leaves the outcome unknown.
+
+        SQLite: nothing of the call was stored and no key was used (one
+        transaction with the messages).
+
+        Cassandra: nothing was stored when a value could not be encoded (every
+        value is encoded before anything is sent). Otherwise the call's
+        idempotency keys may have been recorded, each with the key and
+        partition its message gets, and messages may be stored: those that
+        fall in one Cassandra partition (one queue partition, one hour) within
+        ``batch_bytes`` go in one atomic batch, and messages over several
+        partitions within ``logged_batch_bytes`` in one LOGGED batch: all of
+        them are stored or, as far as Cassandra can say, none. Larger calls go
+        in several batches, each all or nothing, so some of the call's
+        messages may be stored. Calling again with the same idempotency keys
+        completes the call: every message with a key ends stored exactly once,
+        under the key recorded the first time (which may lie behind readers
+        that already paged past its time, as with ``put_messages``), and the
+        answer is that first one. A message without a key may end stored twice.
         """
 
     async def read_range(

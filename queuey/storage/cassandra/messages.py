@@ -17,6 +17,12 @@ call with nothing stored. Then the rows go as
   concurrently: each batch is all or nothing, the write as a whole is not. A
   failure then may leave some batches stored; the call raises
   :class:`StoreUnavailable` once every batch has finished.
+
+:meth:`Messages.bind` and :meth:`Messages.send` are the two halves of
+:meth:`Messages.write`, for a caller that must know every value encodes
+before it writes anything else (idempotency keys, ``idempotency.py``).
+A row may carry its write timestamp (microseconds): a message completed late
+with an old timestamp loses to every later write of its id, a delete included.
 """
 
 from __future__ import annotations
@@ -38,16 +44,25 @@ ROW_OVERHEAD = 128
 
 
 class Row(NamedTuple):
-    """A message to write at a key the caller chose."""
+    """A message to write at a key the caller chose (at ``timestamp`` µs, if given)."""
 
     partition: int
     key: MessageKey
     body: str
     content_type: str
     ttl: int
+    timestamp: int | None = None
 
 
-async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
+class Bound(NamedTuple):
+    """A row's insert, encoded, with its Cassandra partition and what it costs a batch."""
+
+    group: tuple[int, int]  # (queue partition, hour)
+    statement: BoundStatement
+    size: int
+
+
+async def all_of(calls: Sequence[Awaitable[Any]]) -> list[Any]:
     """Await every call; then raise the first failure, if any (no call left running)."""
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
@@ -68,23 +83,39 @@ class Messages:
     async def _note_hours(self, qid: uuid.UUID, pairs: set[tuple[int, int]], level: int) -> None:
         """Record the hours written to, once per process and hour."""
         new = [(p, h) for p, h in pairs if (qid, p, h) not in self._known_hours]
-        await _all([self._db.run("add_hour", (qid, p, h), level) for p, h in new])
+        await all_of([self._db.run("add_hour", (qid, p, h), level) for p, h in new])
         if len(self._known_hours) > 100_000:
             self._known_hours.clear()
         self._known_hours.update((qid, p, h) for p, h in new)
 
     async def write(self, qid: uuid.UUID, rows: Sequence[Row], level: int) -> None:
         """Insert (or overwrite) ``rows``, all or nothing as far as the module's rules allow."""
+        await self.send(qid, self.bind(qid, rows), level)
+
+    def bind(self, qid: uuid.UUID, rows: Sequence[Row]) -> list[Bound]:
+        """Encode every row's insert; StoreUnavailable (nothing sent) if a value cannot be."""
+        bound = []
+        for row in rows:
+            bucket = hour(row.key.ts)
+            args = (qid, row.partition, bucket, timeuuid(row.key), row.body, row.content_type)
+            if row.timestamp is None:
+                statement = self._db.bind("insert", (*args, row.ttl))
+            else:
+                statement = self._db.bind("insert_at", (*args, row.ttl, row.timestamp))
+            size = sum(len(v) for v in statement.values if v) + ROW_OVERHEAD
+            bound.append(Bound((row.partition, bucket), statement, size))
+        return bound
+
+    async def send(self, qid: uuid.UUID, bound: Sequence[Bound], level: int) -> None:
+        """Write rows :meth:`bind` encoded, in batches as the module's rules say."""
+        if not bound:
+            return
         db = self._db
         groups: dict[tuple[int, int], list[tuple[BoundStatement, int]]] = {}
         every: list[BoundStatement] = []
         total = 0
-        for row in rows:
-            bucket = hour(row.key.ts)
-            args = (qid, row.partition, bucket, timeuuid(row.key), row.body, row.content_type)
-            statement = db.bind("insert", (*args, row.ttl))
-            size = sum(len(v) for v in statement.values if v) + ROW_OVERHEAD
-            groups.setdefault((row.partition, bucket), []).append((statement, size))
+        for group, statement, size in bound:
+            groups.setdefault(group, []).append((statement, size))
             every.append(statement)
             total += size
         await self._note_hours(qid, set(groups), level)
@@ -94,7 +125,7 @@ class Messages:
             await db.batch(every, level, logged=True)
         else:
             chunks = [chunk for group in groups.values() for chunk in self._chunks(group)]
-            await _all([db.batch(chunk, level, logged=False) for chunk in chunks])
+            await all_of([db.batch(chunk, level, logged=False) for chunk in chunks])
 
     def _chunks(self, group: list[tuple[BoundStatement, int]]) -> list[list[BoundStatement]]:
         """One partition's statements cut into batches of at most ``batch_bytes`` (or one row)."""
@@ -150,7 +181,7 @@ class Messages:
     async def get(
         self, qid: uuid.UUID, keys: Sequence[tuple[int, MessageKey]], level: int
     ) -> list[Message]:
-        results = await _all(
+        results = await all_of(
             [self._db.run("get", (qid, p, hour(k.ts), timeuuid(k)), level) for p, k in keys]
         )
         return [
@@ -162,7 +193,7 @@ class Messages:
     async def delete(
         self, qid: uuid.UUID, keys: Sequence[tuple[int, MessageKey]], level: int
     ) -> None:
-        await _all(
+        await all_of(
             [self._db.run("delete", (qid, p, hour(k.ts), timeuuid(k)), level) for p, k in keys]
         )
 
@@ -171,7 +202,7 @@ class Messages:
         total = 0
         for partition in range(1, partitions + 1):
             hours = await self._db.run("hours_from", (qid, partition, 0), level)
-            counts = await _all(
+            counts = await all_of(
                 [self._db.run("count", (qid, partition, h.hour), level) for h in hours]
             )
             total += sum(rows[0][0] for rows in counts)

@@ -15,6 +15,11 @@
 ``message_hours``
     The hours a queue partition has messages in, so range reads and counts
     visit only those.
+``idempotency_keys``
+    Partition ``(qid, ikey)``: the answer given to an idempotency key of one
+    queue incarnation (message id, partition, when first posted in µs)
+    and whether the message is known to be stored; written with a TTL of the
+    idempotency window (``idempotency.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ TABLES = (
             'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}""",
     """CREATE TABLE IF NOT EXISTS {ks}.message_hours (
         qid uuid, partition int, hour int, PRIMARY KEY ((qid, partition), hour))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.idempotency_keys (
+        qid uuid, ikey text, id timeuuid, partition int, created bigint, stored boolean,
+        PRIMARY KEY ((qid, ikey)))""",
 )
 
 

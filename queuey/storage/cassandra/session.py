@@ -140,12 +140,19 @@ class Connection:
                 f"Cassandra cannot store a value: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def execute(self, statement: BoundStatement | BatchStatement, level: int) -> list[Any]:
-        """Run a statement at ``level``; driver trouble becomes StoreUnavailable."""
+    async def execute(
+        self, statement: BoundStatement | BatchStatement, level: int, serial: int | None = None
+    ) -> list[Any]:
+        """Run a statement at ``level`` (a conditional one's Paxos phase at ``serial``).
+
+        Driver trouble becomes StoreUnavailable.
+        """
         session = self._session
         if session is None:
             raise StoreUnavailable("the store is closed")
         statement.consistency_level = level
+        if serial is not None:
+            statement.serial_consistency_level = serial
         try:
             future = session.execute_async(statement, timeout=self.request_timeout)
             rows: list[Any] = await _bridge(asyncio.get_running_loop(), future)
@@ -153,9 +160,11 @@ class Connection:
             raise StoreUnavailable(f"Cassandra: {type(exc).__name__}: {exc}") from exc
         return rows
 
-    async def run(self, name: str, args: Sequence[Any], level: int) -> list[Any]:
-        """Bind and execute prepared statement ``name`` at ``level``."""
-        return await self.execute(self.bind(name, args), level)
+    async def run(
+        self, name: str, args: Sequence[Any], level: int, serial: int | None = None
+    ) -> list[Any]:
+        """Bind and execute prepared statement ``name`` at ``level`` (and ``serial``)."""
+        return await self.execute(self.bind(name, args), level, serial)
 
     async def meta(self, name: str, args: Sequence[Any]) -> list[Any]:
         """Read queue metadata at quorum, falling back to one replica when too few answer.

@@ -46,6 +46,19 @@ STATEMENTS = {
         "INSERT INTO {ks}.messages (qid, partition, hour, id, body, content_type)"
         " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
     ),
+    "insert_at": (
+        "INSERT INTO {ks}.messages (qid, partition, hour, id, body, content_type)"
+        " VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+    ),
+    # Idempotency keys (idempotency.py): the first answer, compare-and-set; the
+    # stored flag is set by a plain write once the message is stored.
+    "record_key": (
+        "INSERT INTO {ks}.idempotency_keys (qid, ikey, id, partition, created)"
+        " VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
+    ),
+    "key_stored": (
+        "UPDATE {ks}.idempotency_keys USING TTL ? SET stored = true WHERE qid = ? AND ikey = ?"
+    ),
     "range_asc": (
         "SELECT id, body, content_type FROM {ks}.messages WHERE qid = ? AND partition = ?"
         " AND hour = ? AND id >= ? AND id <= ? ORDER BY id ASC LIMIT ?"

@@ -1,10 +1,11 @@
 """CassandraStorage: the storage contract on a Cassandra cluster, glued from this package's parts.
 
 The connection and consistency levels are in ``session.py``, the schema in
-``schema.py``, the CQL in ``statements.py``, queue metadata in ``queues.py``
-and messages in ``messages.py``. Keys are made here, on the web node, by one
-:class:`IdClock` per store: strictly increasing per node, but not in commit
-order across nodes, so range reads hide messages younger than the settle delay.
+``schema.py``, the CQL in ``statements.py``, queue metadata in ``queues.py``,
+messages in ``messages.py`` and idempotency keys in ``idempotency.py``. Keys
+are made here, on the web node, by one :class:`IdClock` per store: strictly
+increasing per node, but not in commit order across nodes, so range reads hide
+messages younger than the settle delay.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from cassandra import ConsistencyLevel
 
-from queuey.storage.base import Message, NewMessage, Queue, QueueSettings
-from queuey.storage.cassandra.messages import Messages, Row
+from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueSettings
+from queuey.storage.cassandra.idempotency import Keys, now_micros
+from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.queues import Queues
 from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import MAX_TAIL
@@ -27,6 +29,7 @@ SETTLE = {"weak": 1.0, "strong": 5.0, "very_strong": 600.0}
 REQUEST_TIMEOUT = 10.0
 BATCH_BYTES = 1024 * 1024
 LOGGED_BATCH_BYTES = 40 * 1024
+IDEMPOTENCY_WINDOW = 86400
 
 
 class CassandraStorage:
@@ -53,6 +56,9 @@ class CassandraStorage:
         Largest write over several partitions sent as one LOGGED batch, all or
         nothing (default 40 KiB, below the cluster's
         ``batch_size_fail_threshold``, 50 KiB by default).
+    ``idempotency_window``
+        Seconds a message's idempotency key is remembered, counted from its
+        first post (default 86400; at most 20 years, Cassandra's longest TTL).
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class CassandraStorage:
         namespace: str = "",
         batch_bytes: int = BATCH_BYTES,
         logged_batch_bytes: int = LOGGED_BATCH_BYTES,
+        idempotency_window: int = IDEMPOTENCY_WINDOW,
     ) -> None:
         if not keyspace.isidentifier():
             raise ValueError(f"keyspace {keyspace!r} must be letters, digits and _")
@@ -89,6 +96,7 @@ class CassandraStorage:
         self._messages = Messages(
             self._db, batch_bytes=batch_bytes, logged_batch_bytes=logged_batch_bytes
         )
+        self._keys = Keys(self._db, self._messages, idempotency_window)
         self._clock = IdClock()
         self._tail = new_tail()
 
@@ -102,7 +110,12 @@ class CassandraStorage:
 
     @classmethod
     def from_url(
-        cls, url: str, *, settle: dict[str, float] | None = None, create_schema: bool = True
+        cls,
+        url: str,
+        *,
+        settle: dict[str, float] | None = None,
+        create_schema: bool = True,
+        idempotency_window: int | None = None,
     ) -> CassandraStorage:
         """``cassandra://HOST[,HOST...][:PORT]/KEYSPACE?replication=N[&dc=NAME[:N],...]``.
 
@@ -141,6 +154,9 @@ class CassandraStorage:
             settle=settle,
             create_schema=create_schema,
             namespace=query.get("namespace", [""])[-1],
+            idempotency_window=(
+                IDEMPOTENCY_WINDOW if idempotency_window is None else idempotency_window
+            ),
         )
 
     # -- lifecycle -------------------------------------------------------
@@ -182,17 +198,54 @@ class CassandraStorage:
 
     # -- messages ----------------------------------------------------------
 
-    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
+    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[Posted]:
         await self._queues.check(queue)
-        first = self._clock.take(len(messages))
-        keys = [MessageKey(first + i, self._tail) for i in range(len(messages))]
-        rows = [
-            Row(m.partition, k, m.body, m.content_type, m.ttl)
-            for m, k in zip(messages, keys, strict=True)
-        ]
+        qid = uuid.UUID(queue.handle)
         level = self._levels.write[queue.settings.consistency]
-        await self._messages.write(uuid.UUID(queue.handle), rows, level)
-        return keys
+        read = self._levels.read[queue.settings.consistency]
+        first_of: dict[str, int] = {}  # idempotency key -> index of its first item
+        fresh = [  # the messages that get a key: unkeyed ones, the first of each idempotency key
+            i
+            for i, m in enumerate(messages)
+            if m.idempotency_key is None or first_of.setdefault(m.idempotency_key, i) == i
+        ]
+        first = self._clock.take(len(fresh))
+        rows: dict[int, Row] = {}
+        for n, i in enumerate(fresh):
+            m = messages[i]
+            rows[i] = Row(
+                m.partition, MessageKey(first + n, self._tail), m.body, m.content_type, m.ttl
+            )
+        bound = dict(zip(fresh, self._messages.bind(qid, list(rows.values())), strict=True))
+        # Every value is encoded; now the keys are recorded, before any message (idempotency.py).
+        created = now_micros()
+        earlier = await self._keys.record(
+            qid, {ikey: rows[i] for ikey, i in first_of.items()}, created, level
+        )
+        taken = {ikey: record for ikey, record in earlier.items() if record is not None}
+        mine = [i for i in fresh if messages[i].idempotency_key not in taken]
+        await all_of(
+            [
+                self._messages.send(qid, [bound[i] for i in mine], level),
+                *(
+                    self._keys.complete(qid, ikey, record, rows[first_of[ikey]], read, level)
+                    for ikey, record in taken.items()
+                ),
+            ]
+        )
+        await all_of(
+            [
+                self._keys.mark_stored(qid, ikey, created, level)
+                for ikey in earlier.keys() - taken.keys()
+            ]
+        )
+        placed = {i: Posted(rows[i].key, rows[i].partition) for i in mine}
+        for ikey, record in taken.items():
+            placed[first_of[ikey]] = Posted(record.key, record.partition)
+        return [
+            placed[i if m.idempotency_key is None else first_of[m.idempotency_key]]
+            for i, m in enumerate(messages)
+        ]
 
     async def read_range(
         self,

@@ -4,6 +4,12 @@ A message row is keyed by (queue id, partition, ts, tail), ``WITHOUT ROWID``:
 a range scan of one partition is a walk of the primary key. Expired rows stay
 until the purge takes them, so every read filters on ``expires``.
 Functions that write run inside the writer's transaction.
+
+Idempotency keys: ``idempotency_keys`` holds, per (queue id, key), the key and
+partition the message was posted with and when the key expires. ``post`` looks
+a key up and records it inside the writer's transaction, together with the
+message: SQLite's write lock serialises those transactions, also between
+processes sharing the file, so two posts with one key can never both store.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from queuey.storage.base import Message, NewMessage, Queue
+from queuey.storage.base import Message, NewMessage, Posted, Queue
 from queuey.storage.keys import MessageKey
 from queuey.storage.sqlite.queues import check_current
 from queuey.storage.sqlite.writer import Txn, now_ms
@@ -24,6 +30,14 @@ _INSERT = (
 _DELETE = "DELETE FROM messages WHERE qid = ? AND partition = ? AND ts = ? AND tail = ?"
 #: A pure time bound's tail when scanning down: at or above every real tail.
 _MAX_TAIL = b"\xff" * 8
+_FIND_KEY = (
+    "SELECT partition, ts, tail FROM idempotency_keys WHERE qid = ? AND key = ? AND expires > ?"
+)
+# OR REPLACE: an expired row the purge has not reclaimed yet gives way.
+_RECORD_KEY = (
+    "INSERT OR REPLACE INTO idempotency_keys (qid, key, partition, ts, tail, expires)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def post(
@@ -32,21 +46,56 @@ def post(
     queue: Queue,
     tail: bytes,
     messages: Sequence[NewMessage],
-) -> list[MessageKey]:
-    """Check the queue, stamp keys above the file's clock and insert every message."""
+    window: int,
+) -> list[Posted]:
+    """Check the queue, stamp keys above the file's clock and insert every new message.
+
+    A message whose idempotency key is recorded and unexpired (or was given
+    earlier in ``messages``) is answered with the recorded place instead;
+    the keys of the others are recorded for ``window`` seconds.
+    """
     check_current(conn, queue)
     qid = int(queue.handle)
-    first = txn.take(len(messages))
     now = txn.now_ms
-    keys = [MessageKey(first + i, tail) for i in range(len(messages))]
-    conn.executemany(
-        _INSERT,
-        [
-            (qid, m.partition, k.ts, tail, now + m.ttl * 1000, m.content_type, m.body)
-            for m, k in zip(messages, keys, strict=True)
-        ],
-    )
-    return keys
+    placed: dict[int, Posted] = {}  # by index in ``messages``
+    first_of: dict[str, int] = {}  # idempotency key -> index of its first item
+    fresh: list[int] = []  # indexes of the messages to store
+    for i, m in enumerate(messages):
+        key = m.idempotency_key
+        if key is not None:
+            if key in first_of:
+                continue
+            first_of[key] = i
+            row = conn.execute(_FIND_KEY, (qid, key, now)).fetchone()
+            if row is not None:
+                placed[i] = Posted(MessageKey(row[1], row[2]), row[0])
+                continue
+        fresh.append(i)
+    if fresh:
+        first = txn.take(len(fresh))
+        for n, i in enumerate(fresh):
+            placed[i] = Posted(MessageKey(first + n, tail), messages[i].partition)
+        expires = now + window * 1000
+        rows = [(messages[i], placed[i].key.ts) for i in fresh]
+        conn.executemany(
+            _INSERT,
+            [
+                (qid, m.partition, ts, tail, now + m.ttl * 1000, m.content_type, m.body)
+                for m, ts in rows
+            ],
+        )
+        conn.executemany(
+            _RECORD_KEY,
+            [
+                (qid, m.idempotency_key, m.partition, ts, tail, expires)
+                for m, ts in rows
+                if m.idempotency_key is not None
+            ],
+        )
+    return [
+        placed[i if m.idempotency_key is None else first_of[m.idempotency_key]]
+        for i, m in enumerate(messages)
+    ]
 
 
 def put(

@@ -1,8 +1,10 @@
-"""Background reclamation: expired messages, and the messages of deleted queues, in small batches.
+"""Background reclamation of expired and deleted rows, in small batches.
 
-Reads hide expired messages at once; this only gives the space back. Each
-batch is its own writer job (never fsynced), so requests interleave with a
-long purge instead of waiting behind it.
+Expired messages and idempotency keys go, and so do the messages and keys of
+deleted queues. Reads hide expired rows at once; this only gives the space
+back (a deleted queue's keys are already unreachable: a queue created again
+gets a new id). Each batch is its own writer job (never fsynced), so
+requests interleave with a long purge instead of waiting behind it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from queuey.storage.sqlite.writer import Txn, Writer
 log = logging.getLogger(__name__)
 
 _DELETE = "DELETE FROM messages WHERE qid = ? AND partition = ? AND ts = ? AND tail = ?"
+_DELETE_KEY = "DELETE FROM idempotency_keys WHERE qid = ? AND key = ?"
 
 
 async def purge(writer: Writer, batch: int) -> int:
-    """Delete expired messages and those of deleted queues, ``batch`` rows per transaction.
+    """Delete expired messages and keys, and those of deleted queues, ``batch`` rows a transaction.
 
     Returns the number of rows deleted. Raises :class:`StoreUnavailable` if
     a batch fails; what earlier batches deleted stays deleted.
@@ -36,13 +39,22 @@ async def purge(writer: Writer, batch: int) -> int:
         conn.executemany(_DELETE, rows)
         return len(rows)
 
-    while (done := await writer.submit(expired, durable=False)) > 0:
-        total += done
-        if done < batch:
-            break
+    def expired_keys(conn: sqlite3.Connection, txn: Txn) -> int:
+        rows = conn.execute(
+            "SELECT qid, key FROM idempotency_keys WHERE expires <= ? LIMIT ?",
+            (txn.now_ms, batch),
+        ).fetchall()
+        conn.executemany(_DELETE_KEY, rows)
+        return len(rows)
+
+    for job in (expired, expired_keys):
+        while (done := await writer.submit(job, durable=False)) > 0:
+            total += done
+            if done < batch:
+                break
 
     def dead(conn: sqlite3.Connection, txn: Txn) -> int:
-        """One batch of the first deleted queue; -1 when none is left."""
+        """One batch of the first deleted queue (messages, then keys); -1 when none is left."""
         row = conn.execute("SELECT qid FROM dead_queues LIMIT 1").fetchone()
         if row is None:
             return -1
@@ -50,10 +62,16 @@ async def purge(writer: Writer, batch: int) -> int:
             "SELECT qid, partition, ts, tail FROM messages WHERE qid = ? LIMIT ?",
             (row[0], batch),
         ).fetchall()
-        if not rows:
+        if rows:
+            conn.executemany(_DELETE, rows)
+            return len(rows)
+        keys = conn.execute(
+            "SELECT qid, key FROM idempotency_keys WHERE qid = ? LIMIT ?", (row[0], batch)
+        ).fetchall()
+        if not keys:
             conn.execute("DELETE FROM dead_queues WHERE qid = ?", (row[0],))
-        conn.executemany(_DELETE, rows)
-        return len(rows)
+        conn.executemany(_DELETE_KEY, keys)
+        return len(keys)
 
     while (done := await writer.submit(dead, durable=False)) >= 0:
         total += done

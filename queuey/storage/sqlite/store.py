@@ -16,6 +16,7 @@ from pathlib import Path
 from queuey.storage.base import (
     Message,
     NewMessage,
+    Posted,
     Queue,
     QueueChanged,
     QueueNotFound,
@@ -35,6 +36,7 @@ READERS = 4
 BUSY_TIMEOUT = 10.0
 PURGE_BATCH = 1000
 PURGE_INTERVAL = 30.0
+IDEMPOTENCY_WINDOW = 86400
 
 
 class SQLiteStorage:
@@ -55,6 +57,9 @@ class SQLiteStorage:
     ``purge_interval``
         Seconds between background purges (a queue deletion starts one at
         once). Default 30.
+    ``idempotency_window``
+        Seconds a message's idempotency key is remembered, counted from its
+        first post (``post_messages``). Default 86400.
     """
 
     def __init__(
@@ -65,14 +70,18 @@ class SQLiteStorage:
         busy_timeout: float = BUSY_TIMEOUT,
         purge_batch: int = PURGE_BATCH,
         purge_interval: float = PURGE_INTERVAL,
+        idempotency_window: int = IDEMPOTENCY_WINDOW,
     ) -> None:
         if readers < 1 or purge_batch < 1 or busy_timeout < 0 or purge_interval <= 0:
             raise ValueError("readers and purge_batch must be >= 1, the durations positive")
+        if idempotency_window < 1:
+            raise ValueError("idempotency_window must be at least 1 second")
         self.path = str(path)
         self.readers = readers
         self.busy_timeout = busy_timeout
         self.purge_batch = purge_batch
         self.purge_interval = purge_interval
+        self.idempotency_window = idempotency_window
         self._tail = new_tail()
         self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
         self._writer = Writer(refusals=(QueueNotFound, QueueChanged))
@@ -161,10 +170,10 @@ class SQLiteStorage:
 
     # -- messages ----------------------------------------------------------
 
-    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[MessageKey]:
-        tail = self._tail
+    async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[Posted]:
+        tail, window = self._tail, self.idempotency_window
         return await self._writer.submit(
-            lambda conn, txn: message_sql.post(conn, txn, queue, tail, messages),
+            lambda conn, txn: message_sql.post(conn, txn, queue, tail, messages, window),
             durable=queue.settings.consistency != "weak",
         )
 
