@@ -107,6 +107,10 @@ def calls(q: str, key: str) -> list[Call]:
             {"content": b"one", "headers": {**APP1, "X-TTL": "60", "X-Partition": "2"}},
         ),
         (201, "POST", q, {"json": batch}),
+        (201, "POST", q, {"content": b"keyed", "headers": {**APP1, "X-Idempotency-Key": "k-1"}}),
+        (201, "POST", q, {"json": {"messages": [{"body": "b", "idempotency_key": "k-1"}]}}),
+        (400, "POST", q, {"json": {"messages": [{"body": "b", "idempotency_key": "a b"}]}}),
+        (400, "POST", q, {"content": b"m", "headers": {**APP1, "X-Idempotency-Key": "a b"}}),
         (201, "POST", q, {"json": {"messages": []}}),
         (400, "POST", q, {"json": {"messages": None}}),
         (

@@ -69,6 +69,10 @@ def test_choice_lists_in_the_order_messages_name_them() -> None:
 def test_name_patterns_are_the_code_s() -> None:
     assert SCHEMAS["QueueName"]["pattern"] == f"^{validation.QUEUE_NAME.pattern}$"
     assert PARAMS["app"]["schema"]["pattern"] == f"^{validation.APP_NAME.pattern}$"
+    key = f"^{validation.IDEMPOTENCY_KEY.pattern}$"
+    assert PARAMS["X-Idempotency-Key"]["schema"]["pattern"] == key
+    item = SCHEMAS["Batch"]["properties"]["messages"]["items"]["properties"]
+    assert item["idempotency_key"]["pattern"] == key
 
 
 @pytest.mark.parametrize("seed", range(20))
