@@ -207,6 +207,10 @@ def test_open_storage_passes_the_sqlite_knobs(tmp_path: Path) -> None:
     assert isinstance(default, SQLiteStorage)
     assert (default.readers, default.busy_timeout, default.purge_batch) == (4, 10.0, 1000)
     assert default.purge_interval == 30.0
+    assert default.idempotency_window == 86400
+    assert getattr(open_storage(url, idempotency_window=5), "idempotency_window", None) == 5
+    with pytest.raises(ValueError):
+        open_storage(url, idempotency_window=0)
 
 
 async def test_a_locked_file_fails_writes_after_busy_timeout(tmp_path: Path) -> None:
@@ -240,5 +244,32 @@ async def test_purge_works_in_batches_of_purge_batch(tmp_path: Path) -> None:
         # 10 + 10 + 5 expired rows, then one look each for expired idempotency keys and
         # for deleted queues: one transaction each.
         assert store.commits - before == 5
+    finally:
+        await store.close()
+
+
+async def test_purge_reclaims_expired_keys_and_those_of_deleted_queues(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "q.db", purge_batch=2, idempotency_window=1)
+    await store.start()
+
+    def keys_of(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        return conn.execute("SELECT qid, key FROM idempotency_keys ORDER BY key").fetchall()
+
+    try:
+        kept, _ = await store.create_queue("app", "kept", QueueSettings())
+        gone, _ = await store.create_queue("app", "gone", QueueSettings())
+        keyed = [
+            NewMessage(f"m{i}", "text/plain", 3600, 1, idempotency_key=f"k{i}") for i in range(5)
+        ]
+        await store.post_messages(kept, keyed[:3])
+        await asyncio.sleep(1.1)  # these keys expire; their messages do not
+        await store.post_messages(kept, keyed[3:])
+        await store.post_messages(gone, keyed)
+        assert len(await store._readers.run(keys_of)) == 10
+        await store.delete_queue(gone)  # its keys are unexpired; this wakes the purge too
+        await store.purge()
+        qid = int(kept.handle)
+        assert await store._readers.run(keys_of) == [(qid, "k3"), (qid, "k4")]
+        assert await store.count_messages(kept) == 5
     finally:
         await store.close()
