@@ -59,6 +59,16 @@ def test_file_environment_and_flags_in_that_order(tmp_path: Path) -> None:
         ("[server]\nport = 99999\n", {}, "server.port: 99999 is not a port (1..65535)"),
         ("[server]\nport = 0\n", {}, "server.port: 0 is not a port (1..65535)"),
         ("[server]\nworkers = 0\n", {}, "server.workers: 0 is not a number of workers"),
+        (
+            "[limits]\nidempotency_window = 0\n",
+            {},
+            "limits.idempotency_window: 0 is less than minimum value 1",
+        ),
+        (
+            "[limits]\nidempotency_window = 630720001\n",
+            {},
+            "limits.idempotency_window: 630720001 is greater than maximum value 630720000",
+        ),
         ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "70000"}, "QUEUEY_PORT: 70000 is not"),
         ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "9" * 5000}, "QUEUEY_PORT: 9999"),
         ('[application_keys]\na = ["k"]\n', {"QUEUEY_PORT": "²"}, "QUEUEY_PORT: must be"),
