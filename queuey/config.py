@@ -112,6 +112,13 @@ SETTINGS: tuple[Setting, ...] = (
         86400,
         "Seconds a message's idempotency key is remembered, counted from its first post.",
     ),
+    Setting(
+        "limits",
+        "max_in_flight",
+        int,
+        10_000,
+        "Messages of one consumer group partition leased at once, at most.",
+    ),
 )
 
 
@@ -145,6 +152,7 @@ class Settings:
     max_message_bytes: int = DEFAULTS["max_message_bytes"]
     max_request_bytes: int = DEFAULTS["max_request_bytes"]
     idempotency_window: int = DEFAULTS["idempotency_window"]
+    max_in_flight: int = DEFAULTS["max_in_flight"]
     application_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
 
@@ -210,6 +218,7 @@ RANGES: dict[str, Callable[[int], str | None]] = {
     "purge_batch": at_least_one,
     "queue_cache_size": at_least_one,
     "idempotency_window": window_problem,
+    "max_in_flight": at_least_one,
 }
 _INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
 

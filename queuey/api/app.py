@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from queuey.api import ops
+from queuey.api.groups import GroupRoutes
 from queuey.api.http import (
     ASGIApp,
     ClientDisconnected,
@@ -41,9 +42,8 @@ log = logging.getLogger(__name__)
 def error_response(error: QueueyError) -> Response:
     allow = error.allow if isinstance(error, MethodNotAllowed) else None
     headers = [(b"allow", allow.encode())] if allow else []
-    return json_response(
-        {"status": "error", "error_msg": dict(error.fields)}, error.status, headers
-    )
+    body = {"status": "error", "error_msg": dict(error.fields), **error.extra}
+    return json_response(body, error.status, headers)
 
 
 def as_queuey_error(exc: Exception) -> QueueyError:
@@ -148,10 +148,13 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
         Limits(settings.max_message_bytes, settings.max_request_bytes),
         cache_seconds=settings.queue_cache_seconds,
         cache_size=settings.queue_cache_size,
+        max_in_flight=settings.max_in_flight,
     )
     authentication = Authentication([ApplicationKeys(settings.application_keys)])
     v1 = V1(service, authentication, frozenset(settings.application_keys))
-    return QueueyApp(service, Router([*v1.routes(), *ops.routes(service)]), settings.cors_origins)
+    groups = GroupRoutes(v1, service.groups)
+    router = Router([*v1.routes(), *groups.routes(), *ops.routes(service)])
+    return QueueyApp(service, router, settings.cors_origins)
 
 
 def from_environment() -> ASGIApp:

@@ -48,7 +48,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _require(allowed: bool) -> None:
+def require(allowed: bool) -> None:
     if not allowed:
         raise AccessDenied()
 
@@ -79,7 +79,7 @@ class V1:
             raise NotFound(f"No application named {app[:100]!r} is known here.")
         return app
 
-    async def _queue(self, request: Request, for_writing: bool = False) -> tuple[Principals, Queue]:
+    async def queue(self, request: Request, for_writing: bool = False) -> tuple[Principals, Queue]:
         principals = await self._caller(request)
         app = self._app(request)
         queue = await self.queues.find(app, request.params["queue"], for_writing=for_writing)
@@ -98,7 +98,7 @@ class V1:
                 f"The request body is over the limit of {exc.limit} bytes."
             ) from None
 
-    async def _fields(self, request: Request) -> dict[str, Any]:
+    async def fields(self, request: Request) -> dict[str, Any]:
         """A queue-management body: a JSON object, or form-encoded fields."""
         body = await self._body(request)
         if not body.strip():
@@ -118,34 +118,34 @@ class V1:
     async def list_queues(self, request: Request) -> Response:
         principals = await self._caller(request)
         app = self._app(request)
-        _require(is_owner(principals, app))
+        require(is_owner(principals, app))
         return json_response(await self.queues.list(app, request.query))
 
     async def create_queue(self, request: Request) -> Response:
         principals = await self._caller(request)
         app = self._app(request)
-        _require(is_owner(principals, app))
-        fields = await self._fields(request)
+        require(is_owner(principals, app))
+        fields = await self.fields(request)
         result, created = await self.queues.create(app, fields)
         return json_response(result, 201 if created else 200)
 
     async def update_queue(self, request: Request) -> Response:
-        principals, queue = await self._queue(request)
-        _require(is_owner(principals, queue.app))
-        fields = await self._fields(request)
+        principals, queue = await self.queue(request)
+        require(is_owner(principals, queue.app))
+        fields = await self.fields(request)
         return json_response(await self.queues.update(queue, fields))
 
     async def delete_queue(self, request: Request) -> Response:
-        principals, queue = await self._queue(request)
-        _require(is_owner(principals, queue.app))
+        principals, queue = await self.queue(request)
+        require(is_owner(principals, queue.app))
         await self.queues.delete(queue)
         return json_response(OK)
 
     # -- messages --------------------------------------------------------------
 
     async def post_messages(self, request: Request) -> Response:
-        principals, queue = await self._queue(request, for_writing=True)
-        _require(is_owner(principals, queue.app))
+        principals, queue = await self.queue(request, for_writing=True)
+        require(is_owner(principals, queue.app))
         body = await self._body(request)
         if request.media_type == "application/json":
             posted = await self.messages.post_batch(queue, _json(body))
@@ -161,20 +161,20 @@ class V1:
         return json_response({"status": "ok", "messages": posted}, 201)
 
     async def read_messages(self, request: Request) -> Response:
-        principals, queue = await self._queue(request)
-        _require(may_read(principals, queue))
+        principals, queue = await self.queue(request)
+        require(may_read(principals, queue))
         messages = await self.messages.read(queue, request.query)
         return json_response({"status": "ok", "messages": messages})
 
     async def get_messages(self, request: Request) -> Response:
-        principals, queue = await self._queue(request)
-        _require(may_read(principals, queue))
+        principals, queue = await self.queue(request)
+        require(may_read(principals, queue))
         messages = await self.messages.get_by_ids(queue, request.params["ids"])
         return json_response({"status": "ok", "messages": messages})
 
     async def put_messages(self, request: Request) -> Response:
-        principals, queue = await self._queue(request, for_writing=True)
-        _require(is_owner(principals, queue.app))
+        principals, queue = await self.queue(request, for_writing=True)
+        require(is_owner(principals, queue.app))
         body = await self._body(request)
         await self.messages.put_by_ids(
             queue,
@@ -186,8 +186,8 @@ class V1:
         return json_response(OK)
 
     async def delete_messages(self, request: Request) -> Response:
-        principals, queue = await self._queue(request)
-        _require(may_consume(principals, queue))
+        principals, queue = await self.queue(request)
+        require(may_consume(principals, queue))
         await self.messages.delete_by_ids(queue, request.params["ids"])
         return json_response(OK)
 

@@ -10,7 +10,9 @@ that maps them into this catalog.
     ├── AccessDenied            403
     ├── NotFound                404  (unknown application or path)
     ├── InvalidQueueName        404  (unknown queue)
+    ├── InvalidGroupName        404  (unknown consumer group)
     ├── MethodNotAllowed        405
+    ├── LeaseLost               409  (with what was done and what was lost)
     ├── PayloadTooLarge         413
     ├── InvalidJSON             400
     ├── InvalidMessageID        400
@@ -25,6 +27,7 @@ import logging
 from collections.abc import Mapping
 
 from queuey.storage import base as storage
+from queuey.storage.groups import GroupNotFound
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ class QueueyError(Exception):
 
     status = 400
     default_message = "Bad request."
+    #: Fields of the error body beside ``status`` and ``error_msg``.
+    extra: Mapping[str, object] = {}
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -95,6 +100,22 @@ class StorageUnavailable(QueueyError):
     default_message = "The message store is unavailable; try again later."
 
 
+class InvalidGroupName(QueueyError):
+    status = 404
+    default_message = "Group of that name was not found."
+
+
+class LeaseLost(QueueyError):
+    """Some receipts were lost (SPEC §6); ``outcome`` lists what was done and what was lost."""
+
+    status = 409
+    default_message = "A lease was lost: another delivery or a seek superseded it, or it expired."
+
+    def __init__(self, outcome: Mapping[str, list[str]]) -> None:
+        super().__init__()
+        self.extra = dict(outcome)
+
+
 class ValidationError(QueueyError):
     """Invalid fields of a request, all reported together."""
 
@@ -114,6 +135,8 @@ def from_storage(exc: BaseException) -> QueueyError | None:
         return StorageUnavailable()
     if isinstance(exc, storage.QueueNotFound):
         return InvalidQueueName()
+    if isinstance(exc, GroupNotFound):
+        return InvalidGroupName()
     if isinstance(exc, storage.QueueChanged):  # changed twice during one request
         return StorageUnavailable("The queue changed during the request; try again.")
     return None

@@ -97,7 +97,31 @@ def _partition(value: Any, key: str, errors: v.Errors, queue: Queue) -> int:
     return v.integer(value, key, errors, 1, 1, queue.partitions)
 
 
-def _posted(posted: Posted) -> dict[str, Any]:
+def parse_item(item: Any, prefix: str, errors: v.Errors, target: Queue) -> NewMessage | None:
+    """One batch item for ``target``; its errors keyed ``prefix`` + field ("3.ttl")."""
+    if not isinstance(item, dict):
+        errors[prefix.rstrip(".")] = "must be an object with a body"
+        return None
+    before = len(errors)
+    body = item.get("body")
+    if body is None or body == "":
+        errors[f"{prefix}body"] = "Required"
+    elif not isinstance(body, str):
+        errors[f"{prefix}body"] = "must be a string"
+    ttl = v.integer(item.get("ttl"), f"{prefix}ttl", errors, DEFAULT_TTL, 1, MAX_TTL)
+    partition = _partition(item.get("partition"), f"{prefix}partition", errors, target)
+    content_type = item.get("content_type")
+    if content_type is None or content_type == "":
+        content_type = "text/plain"
+    elif not isinstance(content_type, str):
+        errors[f"{prefix}content_type"] = "must be a string"
+    key = v.idempotency_key(item.get("idempotency_key"), f"{prefix}idempotency_key", errors)
+    if len(errors) > before or not isinstance(body, str):
+        return None
+    return NewMessage(body, content_type, ttl, partition, key)
+
+
+def posted_info(posted: Posted) -> dict[str, Any]:
     key = posted.key
     return {
         "key": format_id(key),
@@ -120,7 +144,7 @@ class Messages:
 
     # -- posting -------------------------------------------------------------
 
-    def _check_size(self, text: str | bytes, what: str) -> None:
+    def check_size(self, text: str | bytes, what: str) -> None:
         size = len(text.encode()) if isinstance(text, str) else len(text)
         if size > self.limits.max_message_bytes:
             raise PayloadTooLarge(
@@ -135,7 +159,7 @@ class Messages:
         if isinstance(items, list):
             for i, item in enumerate(items):
                 if isinstance(item, dict) and isinstance(item.get("body"), str):
-                    self._check_size(item["body"], f"Message {i}")
+                    self.check_size(item["body"], f"Message {i}")
         if items is None:
             raise ValidationError({"messages": "Required"})
         if not isinstance(items, list):
@@ -147,28 +171,9 @@ class Messages:
 
         def parse(target: Queue) -> list[NewMessage]:
             errors: v.Errors = {}
-            messages = []
-            for i, item in enumerate(items):
-                if not isinstance(item, dict):
-                    errors[str(i)] = "must be an object with a body"
-                    continue
-                body = item.get("body")
-                if body is None or body == "":
-                    errors[f"{i}.body"] = "Required"
-                elif not isinstance(body, str):
-                    errors[f"{i}.body"] = "must be a string"
-                ttl = v.integer(item.get("ttl"), f"{i}.ttl", errors, DEFAULT_TTL, 1, MAX_TTL)
-                partition = _partition(item.get("partition"), f"{i}.partition", errors, target)
-                content_type = item.get("content_type")
-                if content_type is None or content_type == "":
-                    content_type = "text/plain"
-                elif not isinstance(content_type, str):
-                    errors[f"{i}.content_type"] = "must be a string"
-                key = v.idempotency_key(item.get("idempotency_key"), f"{i}.idempotency_key", errors)
-                if not errors and isinstance(body, str):
-                    messages.append(NewMessage(body, content_type, ttl, partition, key))
+            messages = [parse_item(item, f"{i}.", errors, target) for i, item in enumerate(items)]
             raise_if(errors)
-            return messages
+            return [m for m in messages if m is not None]
 
         return await self._post(queue, parse)
 
@@ -185,7 +190,7 @@ class Messages:
 
         ``idempotency_key``: the ``X-Idempotency-Key`` header (empty: not given).
         """
-        self._check_size(body, "The message")
+        self.check_size(body, "The message")
 
         def parse(target: Queue) -> list[NewMessage]:
             errors: v.Errors = {}
@@ -205,7 +210,7 @@ class Messages:
         async def store(target: Queue, messages: list[NewMessage]) -> list[dict[str, Any]]:
             if not messages:  # as the original: an empty batch stores nothing and succeeds
                 return []
-            return [_posted(p) for p in await self.storage.post_messages(target, messages)]
+            return [posted_info(p) for p in await self.storage.post_messages(target, messages)]
 
         return await self._write(queue, parse, store)
 
@@ -274,7 +279,7 @@ class Messages:
     async def put_by_ids(
         self, queue: Queue, ids: str, body: bytes, content_type: str | None, ttl: str | None
     ) -> None:
-        self._check_size(body, "The message")  # 413 comes before any 400, bad ids included
+        self.check_size(body, "The message")  # 413 comes before any 400, bad ids included
         keys = parse_id_list(ids)
 
         def parse(target: Queue) -> tuple[str, int]:

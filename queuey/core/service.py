@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from queuey.config import DEFAULTS
 from queuey.core.errors import StorageUnavailable, from_storage
+from queuey.core.groups import Groups
 from queuey.core.messages import Limits, Messages
 from queuey.core.queues import Queues
 from queuey.storage.base import Storage
@@ -22,11 +23,13 @@ class QueueService:
         limits: Limits | None = None,
         cache_seconds: float = DEFAULTS["queue_cache_seconds"],
         cache_size: int = DEFAULTS["queue_cache_size"],
+        max_in_flight: int = DEFAULTS["max_in_flight"],
     ) -> None:
         self.storage = storage
         self.limits = limits or Limits()
         self.queues = Queues(storage, cache_seconds=cache_seconds, cache_size=cache_size)
         self.messages = Messages(storage, self.queues, self.limits)
+        self.groups = Groups(storage, self.queues, self.messages, max_in_flight)
 
     async def ping(self) -> None:
         """Return if the store answers; :class:`StorageUnavailable` (503) naming why if not."""

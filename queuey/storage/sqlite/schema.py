@@ -64,6 +64,30 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires);
     """,
+    # 3: consumer groups (one row each) and their windows (one per group and partition);
+    # the store's secret for signing receipts.
+    """
+    CREATE TABLE groups (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        qid INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        guarantee TEXT NOT NULL,
+        lease_seconds INTEGER NOT NULL,
+        max_deliveries INTEGER NOT NULL,
+        dead_letter_queue TEXT,
+        ordered INTEGER NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (qid, name)
+    );
+    CREATE TABLE group_windows (
+        gid INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        window BLOB NOT NULL,
+        PRIMARY KEY (gid, partition)
+    ) WITHOUT ROWID;
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO secrets (name, value) VALUES ('receipts', randomblob(32));
+    """,
 )
 
 

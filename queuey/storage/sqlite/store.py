@@ -23,13 +23,25 @@ from queuey.storage.base import (
     QueueSettings,
     StoreUnavailable,
 )
+from queuey.storage.groups import (
+    Action,
+    Delivery,
+    Group,
+    GroupNotFound,
+    GroupReport,
+    GroupSettings,
+    Position,
+    Settled,
+)
 from queuey.storage.keys import MessageKey, new_tail
+from queuey.storage.sqlite import groups as group_sql
 from queuey.storage.sqlite import messages as message_sql
 from queuey.storage.sqlite import queues as queue_sql
 from queuey.storage.sqlite.connections import SMALL_READ, Readers, connect
 from queuey.storage.sqlite.purge import Purger
 from queuey.storage.sqlite.schema import migrate
-from queuey.storage.sqlite.writer import Writer
+from queuey.storage.sqlite.writer import Txn, Writer
+from queuey.storage.window import Receipt
 
 #: Defaults of the constructor's knobs (see :class:`SQLiteStorage`).
 READERS = 4
@@ -84,7 +96,8 @@ class SQLiteStorage:
         self.idempotency_window = idempotency_window
         self._tail = new_tail()
         self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
-        self._writer = Writer(refusals=(QueueNotFound, QueueChanged))
+        self._writer = Writer(refusals=(QueueNotFound, QueueChanged, GroupNotFound))
+        self._secret: bytes | None = None
         self._purger = Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._started = False
 
@@ -156,7 +169,12 @@ class SQLiteStorage:
 
     async def delete_queue(self, queue: Queue) -> None:
         qid = int(queue.handle)
-        await self._writer.submit(lambda conn, txn: queue_sql.delete(conn, qid), durable=True)
+
+        def delete(conn: sqlite3.Connection, txn: Txn) -> None:
+            queue_sql.delete(conn, qid)
+            group_sql.delete_of_queue(conn, qid)
+
+        await self._writer.submit(delete, durable=True)
         self._purger.wake()
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
@@ -215,6 +233,84 @@ class SQLiteStorage:
             lambda conn, txn: message_sql.delete(conn, qid, keys),
             durable=queue.settings.consistency != "weak",
         )
+
+    # -- consumer groups (storage.groups.GroupStorage) -------------------------
+
+    async def receipt_secret(self) -> bytes:
+        if self._secret is None:
+            row = await self._readers.run(
+                lambda conn: conn.execute(
+                    "SELECT value FROM secrets WHERE name = 'receipts'"
+                ).fetchone(),
+                small=True,
+            )
+            self._secret = bytes(row[0])
+        return self._secret
+
+    async def create_group(
+        self, queue: Queue, name: str, settings: GroupSettings, start: Position
+    ) -> tuple[Group, bool]:
+        return await self._writer.submit(
+            lambda conn, txn: group_sql.create(conn, queue, name, settings, start), durable=True
+        )
+
+    async def get_group(self, queue: Queue, name: str) -> Group | None:
+        return await self._readers.run(lambda conn: group_sql.get(conn, queue, name), small=True)
+
+    async def list_groups(self, queue: Queue) -> list[Group]:
+        return await self._readers.run(lambda conn: group_sql.page(conn, queue))
+
+    async def update_group(self, group: Group, settings: GroupSettings) -> Group:
+        return await self._writer.submit(
+            lambda conn, txn: group_sql.update(conn, group, settings), durable=True
+        )
+
+    async def delete_group(self, group: Group) -> None:
+        await self._writer.submit(lambda conn, txn: group_sql.delete(conn, group), durable=True)
+
+    async def claim(
+        self,
+        group: Group,
+        partitions: Sequence[int],
+        limit: int,
+        consumer: str | None,
+        max_in_flight: int,
+    ) -> list[Delivery]:
+        tail = self._tail
+        return await self._writer.submit(
+            lambda conn, txn: group_sql.claim(
+                conn, txn, tail, group, partitions, limit, consumer, max_in_flight
+            ),
+            durable=group.queue.settings.consistency != "weak",
+        )
+
+    async def settle(
+        self,
+        group: Group,
+        action: Action,
+        receipts: Sequence[Receipt],
+        seconds: int,
+        publish: Sequence[tuple[Queue, NewMessage]] = (),
+    ) -> Settled:
+        tail, window = self._tail, self.idempotency_window
+        durable = group.queue.settings.consistency != "weak" or any(
+            q.settings.consistency != "weak" for q, _ in publish
+        )
+        return await self._writer.submit(
+            lambda conn, txn: group_sql.settle(
+                conn, txn, tail, group, action, receipts, seconds, 0, publish, window
+            ),
+            durable=durable,
+        )
+
+    async def seek(self, group: Group, partitions: Sequence[int], to: Position) -> None:
+        await self._writer.submit(
+            lambda conn, txn: group_sql.seek(conn, group, partitions, to),
+            durable=group.queue.settings.consistency != "weak",
+        )
+
+    async def report(self, group: Group) -> GroupReport:
+        return await self._readers.run(lambda conn: group_sql.report(conn, group))
 
     # -- background purge ----------------------------------------------------
 

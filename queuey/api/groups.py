@@ -1,0 +1,96 @@
+"""The consumer-group endpoints (SPEC §6), under /v1/{app}/{queue}/groups.
+
+Checks in the contract's order: 401 → unknown application (404) → unknown
+queue (404) → rights (403) → unknown group (404) → body size (413) →
+validation (400). The owner manages groups; those who may consume
+(``core.access.may_consume``) list them, read their state and consume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queuey.api.http import OK, Request, Response, json_response
+from queuey.api.routes import V1, require
+from queuey.api.routing import Route, route
+from queuey.core.access import is_owner, may_consume
+from queuey.core.auth import Principals
+from queuey.core.groups import Groups
+from queuey.core.queues import Queue
+from queuey.storage.groups import Action
+
+
+class GroupRoutes:
+    """Endpoints of consumer groups, sharing the v1 endpoints' resolution of caller and queue."""
+
+    def __init__(self, v1: V1, groups: Groups) -> None:
+        self.v1 = v1
+        self.groups = groups
+
+    async def _consumer(self, request: Request, manage: bool = False) -> tuple[Principals, Queue]:
+        principals, queue = await self.v1.queue(request)
+        owner = is_owner(principals, queue.app)
+        if manage:
+            require(owner)
+        else:
+            require(owner or may_consume(principals, queue))
+        return principals, queue
+
+    async def list_groups(self, request: Request) -> Response:
+        _, queue = await self._consumer(request)
+        return json_response(await self.groups.every(queue))
+
+    async def put_group(self, request: Request) -> Response:
+        _, queue = await self._consumer(request, manage=True)
+        fields = await self.v1.fields(request)
+        answer, created = await self.groups.put(queue, request.params["group"], fields)
+        return json_response(answer, 201 if created else 200)
+
+    async def get_group(self, request: Request) -> Response:
+        _, queue = await self._consumer(request)
+        group = await self.groups.find(queue, request.params["group"])
+        return json_response(await self.groups.state(group))
+
+    async def delete_group(self, request: Request) -> Response:
+        _, queue = await self._consumer(request, manage=True)
+        group = await self.groups.find(queue, request.params["group"])
+        await self.groups.delete(group)
+        return json_response(OK)
+
+    async def _consume(self, request: Request) -> tuple[Any, dict[str, Any]]:
+        principals, queue = await self.v1.queue(request)
+        require(may_consume(principals, queue))
+        group = await self.groups.find(queue, request.params["group"])
+        return group, await self.v1.fields(request)
+
+    async def claim(self, request: Request) -> Response:
+        group, fields = await self._consume(request)
+        return json_response(await self.groups.claim(group, fields))
+
+    def _settle(self, action: Action) -> Any:
+        async def endpoint(request: Request) -> Response:
+            principals, queue = await self.v1.queue(request)
+            require(may_consume(principals, queue))
+            group = await self.groups.find(queue, request.params["group"])
+            fields = await self.v1.fields(request)
+            owner = is_owner(principals, queue.app)  # acknowledge-and-publish needs it
+            return json_response(await self.groups.settle(group, action, fields, owner))
+
+        return endpoint
+
+    async def seek(self, request: Request) -> Response:
+        group, fields = await self._consume(request)
+        return json_response(await self.groups.seek(group, fields))
+
+    def routes(self) -> list[Route]:
+        base = "/v1/{app}/{queue}/groups"
+        return [
+            route(base, get=self.list_groups),
+            route(f"{base}/{{group}}", get=self.get_group, put=self.put_group,
+                  delete=self.delete_group),
+            route(f"{base}/{{group}}/claim", post=self.claim),
+            route(f"{base}/{{group}}/ack", post=self._settle("ack")),
+            route(f"{base}/{{group}}/release", post=self._settle("release")),
+            route(f"{base}/{{group}}/extend", post=self._settle("extend")),
+            route(f"{base}/{{group}}/seek", post=self.seek),
+        ]  # fmt: skip

@@ -1,0 +1,386 @@
+"""Consumer groups on SQLite: group rows, one window row per (group, partition).
+
+Every change runs as one job of the writer (one transaction): it reads the
+window, applies ``storage.window``, copies messages that reached
+``max_deliveries`` to the dead letter queue, and writes the window back —
+so the compare-and-set of the contract is the writer's serialised
+transaction, also across processes sharing the file.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from queuey.storage import window as w
+from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueNotFound
+from queuey.storage.groups import (
+    DEAD_LETTER_TTL,
+    Action,
+    Delivery,
+    Group,
+    GroupNotFound,
+    GroupReport,
+    GroupSettings,
+    PartitionReport,
+    Position,
+    Settled,
+)
+from queuey.storage.keys import MessageKey
+from queuey.storage.sqlite import messages as message_sql
+from queuey.storage.sqlite import queues as queue_sql
+from queuey.storage.sqlite.writer import Txn, now_ms
+
+_COLUMNS = "id, name, guarantee, lease_seconds, max_deliveries, dead_letter_queue, ordered, created"
+
+
+def _group(queue: Queue, row: Sequence[Any]) -> Group:
+    gid, name, guarantee, lease, most, dlq, ordered, created = row
+    settings = GroupSettings(guarantee, lease, most, dlq, bool(ordered))
+    return Group(queue, name, settings, created, str(gid))
+
+
+def _queue_alive(conn: sqlite3.Connection, queue: Queue) -> None:
+    if conn.execute("SELECT 1 FROM queues WHERE id = ?", (int(queue.handle),)).fetchone() is None:
+        raise QueueNotFound(f"queue {queue.name!r} was deleted")
+
+
+def _group_alive(conn: sqlite3.Connection, group: Group) -> None:
+    _queue_alive(conn, group.queue)
+    if conn.execute("SELECT 1 FROM groups WHERE id = ?", (int(group.handle),)).fetchone() is None:
+        raise GroupNotFound(group.name)
+
+
+def get(conn: sqlite3.Connection, queue: Queue, name: str) -> Group | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM groups WHERE qid = ? AND name = ?", (int(queue.handle), name)
+    ).fetchone()
+    return None if row is None else _group(queue, row)
+
+
+def page(conn: sqlite3.Connection, queue: Queue) -> list[Group]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM groups WHERE qid = ? ORDER BY name", (int(queue.handle),)
+    ).fetchall()
+    return [_group(queue, row) for row in rows]
+
+
+def _newest(conn: sqlite3.Connection, qid: int, partition: int) -> MessageKey | None:
+    row = conn.execute(
+        "SELECT ts, tail FROM messages WHERE qid = ? AND partition = ?"
+        " ORDER BY ts DESC, tail DESC LIMIT 1",
+        (qid, partition),
+    ).fetchone()
+    return None if row is None else MessageKey(row[0], row[1])
+
+
+def _position(conn: sqlite3.Connection, qid: int, partition: int, to: Position) -> Any:
+    """Where a window begins for ``to``: None (the oldest message) or a key."""
+    if to == "earliest":
+        return None
+    if to == "latest":
+        newest = _newest(conn, qid, partition)
+        return None if newest is None else w.successor(newest)
+    return to
+
+
+def create(
+    conn: sqlite3.Connection, queue: Queue, name: str, settings: GroupSettings, start: Position
+) -> tuple[Group, bool]:
+    _queue_alive(conn, queue)
+    found = get(conn, queue, name)
+    if found is not None:
+        return found, False
+    qid = int(queue.handle)
+    cursor = conn.execute(
+        "INSERT INTO groups (qid, name, guarantee, lease_seconds, max_deliveries,"
+        " dead_letter_queue, ordered, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            qid,
+            name,
+            settings.guarantee,
+            settings.lease_seconds,
+            settings.max_deliveries,
+            settings.dead_letter_queue,
+            int(settings.ordered),
+            round(time.time(), 3),
+        ),
+    )
+    gid = int(cursor.lastrowid or 0)
+    # Partitions the queue has now begin at ``start``; ones it gains later at their beginning.
+    for partition in range(1, queue.partitions + 1):
+        begin = _position(conn, qid, partition, start)
+        if begin is not None:
+            _save(conn, gid, partition, w.load(None, begin))
+    group = get(conn, queue, name)
+    assert group is not None
+    return group, True
+
+
+def update(conn: sqlite3.Connection, group: Group, settings: GroupSettings) -> Group:
+    _group_alive(conn, group)
+    conn.execute(
+        "UPDATE groups SET guarantee = ?, lease_seconds = ?, max_deliveries = ?,"
+        " dead_letter_queue = ?, ordered = ? WHERE id = ?",
+        (
+            settings.guarantee,
+            settings.lease_seconds,
+            settings.max_deliveries,
+            settings.dead_letter_queue,
+            int(settings.ordered),
+            int(group.handle),
+        ),
+    )
+    found = get(conn, group.queue, group.name)
+    if found is None:
+        raise GroupNotFound(group.name)
+    return found
+
+
+def delete(conn: sqlite3.Connection, group: Group) -> None:
+    gid = int(group.handle)
+    conn.execute("DELETE FROM group_windows WHERE gid = ?", (gid,))
+    conn.execute("DELETE FROM groups WHERE id = ?", (gid,))
+
+
+def delete_of_queue(conn: sqlite3.Connection, qid: int) -> None:
+    """Remove every group of a deleted queue (run in the queue deletion's transaction)."""
+    conn.execute(
+        "DELETE FROM group_windows WHERE gid IN (SELECT id FROM groups WHERE qid = ?)", (qid,)
+    )
+    conn.execute("DELETE FROM groups WHERE qid = ?", (qid,))
+
+
+def _load(conn: sqlite3.Connection, gid: int, partition: int) -> w.Window:
+    row = conn.execute(
+        "SELECT window FROM group_windows WHERE gid = ? AND partition = ?", (gid, partition)
+    ).fetchone()
+    return w.load(None if row is None else row[0])
+
+
+def _save(conn: sqlite3.Connection, gid: int, partition: int, window: w.Window) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO group_windows (gid, partition, window) VALUES (?, ?, ?)",
+        (gid, partition, w.dump(window)),
+    )
+
+
+def _scan(
+    conn: sqlite3.Connection,
+    qid: int,
+    partition: int,
+    start: MessageKey | None,
+    limit: int,
+    now: int,
+) -> tuple[list[MessageKey], list[MessageKey]]:
+    """Keys at or after ``start``, ascending: (unexpired, expired but not yet purged)."""
+    where, args = "", ()  # type: tuple[str, tuple[int | bytes, ...]]
+    if start is not None:
+        where, args = " AND ts >= ? AND (ts > ? OR tail >= ?)", (start.ts, start.ts, start.tail)
+    rows = conn.execute(
+        f"SELECT ts, tail, expires FROM messages WHERE qid = ? AND partition = ?{where}"
+        " ORDER BY ts, tail LIMIT ?",
+        (qid, partition, *args, limit),
+    ).fetchall()
+    alive = [MessageKey(ts, tail) for ts, tail, expires in rows if expires > now]
+    gone = [MessageKey(ts, tail) for ts, tail, expires in rows if expires <= now]
+    return alive, gone
+
+
+def _message(conn: sqlite3.Connection, qid: int, partition: int, key: MessageKey) -> Message | None:
+    row = conn.execute(
+        "SELECT body, content_type FROM messages"
+        " WHERE qid = ? AND partition = ? AND ts = ? AND tail = ?",
+        (qid, partition, key.ts, key.tail),
+    ).fetchone()
+    return None if row is None else Message(key, partition, row[0], row[1])
+
+
+def _stored(
+    conn: sqlite3.Connection, qid: int, partition: int, key: tuple[int, bytes], now: int
+) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM messages WHERE qid = ? AND partition = ? AND ts = ? AND tail = ?"
+            " AND expires > ?",
+            (qid, partition, key[0], key[1], now),
+        ).fetchone()
+        is not None
+    )
+
+
+def _rules(group: Group, max_in_flight: int) -> w.Rules:
+    s = group.settings
+    return w.Rules(s.guarantee, s.lease_seconds * 1000, s.max_deliveries, s.ordered, max_in_flight)
+
+
+def _bury(
+    conn: sqlite3.Connection,
+    txn: Txn,
+    tail: bytes,
+    group: Group,
+    window: w.Window,
+    partition: int,
+    doomed: Sequence[MessageKey],
+) -> None:
+    """Copy messages that reached max_deliveries to the dead letter queue, or drop them."""
+    if not doomed:
+        return
+    qid = int(group.queue.handle)
+    target = None
+    if group.settings.dead_letter_queue:
+        target = queue_sql.get(conn, group.queue.app, group.settings.dead_letter_queue)
+    lettered = 0
+    for key in doomed:
+        message = _message(conn, qid, partition, key)
+        if target is None or message is None:
+            continue
+        stamped = MessageKey(txn.take(1), tail)
+        conn.execute(
+            "INSERT INTO messages (qid, partition, ts, tail, expires, content_type, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                int(target.handle),
+                random.randint(1, target.partitions),
+                stamped.ts,
+                tail,
+                txn.now_ms + DEAD_LETTER_TTL * 1000,
+                message.content_type,
+                message.body,
+            ),
+        )
+        lettered += 1
+    w.dead(window, lettered, lettered=True)
+    w.dead(window, len(doomed) - lettered, lettered=False)
+
+
+def claim(
+    conn: sqlite3.Connection,
+    txn: Txn,
+    tail: bytes,
+    group: Group,
+    partitions: Sequence[int],
+    limit: int,
+    consumer: str | None,
+    max_in_flight: int,
+) -> list[Delivery]:
+    _group_alive(conn, group)
+    gid, qid = int(group.handle), int(group.queue.handle)
+    rules = _rules(group, max_in_flight)
+    now = txn.now_ms
+    order = list(partitions)
+    if order:  # a fair order: begin at a random partition
+        turn = random.randrange(len(order))
+        order = order[turn:] + order[:turn]
+    found: list[Delivery] = []
+    for partition in order:
+        if len(found) >= limit:
+            break
+        window = _load(conn, gid, partition)
+        alive, gone = _scan(conn, qid, partition, window.start, w.scan_size(window, limit), now)
+        leased, doomed = w.claim(
+            window, partition, alive, rules, now, limit - len(found), consumer, gone
+        )
+        _bury(conn, txn, tail, group, window, partition, doomed)
+        _save(conn, gid, partition, window)
+        for item in leased:
+            message = _message(conn, qid, partition, item.key)
+            if message is not None:
+                found.append(Delivery(message, item.receipt, item.deliveries))
+    return found
+
+
+def settle(
+    conn: sqlite3.Connection,
+    txn: Txn,
+    tail: bytes,
+    group: Group,
+    action: Action,
+    receipts: Sequence[w.Receipt],
+    seconds: int,
+    max_in_flight: int,
+    publish: Sequence[tuple[Queue, NewMessage]] = (),
+    idempotency_window: int = 0,
+) -> Settled:
+    _group_alive(conn, group)
+    for target, _ in publish:
+        queue_sql.check_current(conn, target)  # checked before anything is written
+    gid = int(group.handle)
+    rules = _rules(group, max_in_flight)
+    by_partition: dict[int, list[w.Receipt]] = {}
+    for receipt in receipts:
+        by_partition.setdefault(receipt.partition, []).append(receipt)
+    outcome: dict[w.Receipt, bool] = {}
+    changed: list[tuple[int, w.Window, list[MessageKey]]] = []
+    for partition, items in by_partition.items():
+        window = _load(conn, gid, partition)
+        accepted, _lost, doomed = w.settle(window, items, rules, txn.now_ms, action, seconds)
+        changed.append((partition, window, doomed))
+        outcome.update((r, r in accepted) for r in items)
+    lost = [r for r in receipts if not outcome[r]]
+    if publish and lost:
+        return Settled([], lost)  # all or nothing: no window is written
+    published = _publish(conn, txn, tail, publish, idempotency_window)
+    for partition, window, doomed in changed:
+        _bury(conn, txn, tail, group, window, partition, doomed)
+        _save(conn, gid, partition, window)
+    return Settled([r for r in receipts if outcome[r]], lost, published)
+
+
+def _publish(
+    conn: sqlite3.Connection,
+    txn: Txn,
+    tail: bytes,
+    publish: Sequence[tuple[Queue, NewMessage]],
+    window: int,
+) -> list[Posted]:
+    """Post each message to its queue, in order (targets already checked current)."""
+    placed: dict[int, Posted] = {}
+    by_target: dict[str, tuple[Queue, list[int]]] = {}
+    for index, (target, _) in enumerate(publish):
+        by_target.setdefault(target.handle, (target, []))[1].append(index)
+    for target, indexes in by_target.values():
+        posted = message_sql.post(conn, txn, target, tail, [publish[i][1] for i in indexes], window)
+        placed.update(zip(indexes, posted, strict=True))
+    return [placed[i] for i in range(len(publish))]
+
+
+def seek(conn: sqlite3.Connection, group: Group, partitions: Sequence[int], to: Position) -> None:
+    _group_alive(conn, group)
+    gid, qid = int(group.handle), int(group.queue.handle)
+    for partition in partitions:
+        window = _load(conn, gid, partition)
+        w.seek(window, _position(conn, qid, partition, to))
+        _save(conn, gid, partition, window)
+
+
+def report(conn: sqlite3.Connection, group: Group) -> GroupReport:
+    _group_alive(conn, group)
+    gid, qid = int(group.handle), int(group.queue.handle)
+    now = now_ms()
+    counters = w.Counters()
+    partitions = []
+    for partition in range(1, group.queue.partitions + 1):
+        window = _load(conn, gid, partition)
+        seen = w.state(window, partition, now)
+        done = w.done_keys(window)
+        start = window.start
+        where, args = "", ()  # type: tuple[str, tuple[int | bytes, ...]]
+        if start is not None:
+            where, args = " AND ts >= ? AND (ts > ? OR tail >= ?)", (start.ts, start.ts, start.tail)
+        (count,) = conn.execute(
+            f"SELECT count(*) FROM messages WHERE qid = ? AND partition = ?{where} AND expires > ?",
+            (qid, partition, *args, now),
+        ).fetchone()
+        alive, _ = _scan(conn, qid, partition, start, len(done) + 1, now)
+        oldest = next((k for k in alive if k not in done), None)
+        pending = count - sum(_stored(conn, qid, partition, key, now) for key in done)
+        partitions.append(
+            PartitionReport(partition, start, seen.in_flight, pending, oldest, seen.consumers)
+        )
+        for name in w.Counters.__struct_fields__:
+            setattr(counters, name, getattr(counters, name) + getattr(window.counters, name))
+    return GroupReport(partitions, counters)
