@@ -13,7 +13,6 @@ of this group is simply lost (409), as SPEC asks.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
@@ -43,6 +42,7 @@ from queuey.core.messages import (
     posted_info,
 )
 from queuey.core.queues import Queues, raise_if
+from queuey.core.waiters import POLL_SECONDS
 from queuey.storage.base import NewMessage, Queue, Storage
 from queuey.storage.groups import (
     DEFAULT_GUARANTEE,
@@ -62,8 +62,6 @@ MAX_CLAIM = 1000
 MAX_WAIT = 60
 MAX_RECEIPTS = 1000
 MAX_CONSUMER = 100
-#: How often a waiting claim looks again (storage polled at most this often per claim).
-POLL_SECONDS = 0.1
 _SIGNATURE = 16
 _encode_payload = msgspec.msgpack.Encoder().encode
 _decode_payload = msgspec.msgpack.Decoder(list[Any]).decode
@@ -312,7 +310,8 @@ class Groups:
             found = await self.store.claim(group, partitions, limit, name, self.max_in_flight)
             if found or time.monotonic() >= deadline:
                 break
-            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            left = max(0.0, deadline - time.monotonic())
+            await self.messages.waiters.wait(group.queue.handle, min(POLL_SECONDS, left))
         messages = [
             {
                 **message_info(d.message),
@@ -397,6 +396,10 @@ class Groups:
                 }
             )
         settled = await self.store.settle(group, action, current, seconds, publish)
+        if action == "release" and settled.accepted:
+            self.messages.waiters.notify(group.queue.handle)
+        for target in {q.handle for q, _ in publish}:
+            self.messages.waiters.notify(target)
         accepted = set(settled.accepted)
         done = [t for t, r in zip(texts, parsed, strict=True) if r is not None and r in accepted]
         missed = set(settled.lost)

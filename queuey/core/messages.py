@@ -37,6 +37,7 @@ from queuey.core.ids import (
     parse_timestamp,
 )
 from queuey.core.queues import Queues, raise_if
+from queuey.core.waiters import Waiters
 from queuey.storage.base import (
     Message,
     NewMessage,
@@ -137,10 +138,13 @@ def _about_partitions(error: ValidationError) -> bool:
 class Messages:
     """The message operations of every queue, over one store."""
 
-    def __init__(self, storage: Storage, queues: Queues, limits: Limits) -> None:
+    def __init__(
+        self, storage: Storage, queues: Queues, limits: Limits, waiters: Waiters | None = None
+    ) -> None:
         self.storage = storage
         self.queues = queues
         self.limits = limits
+        self.waiters = waiters or Waiters()
 
     # -- posting -------------------------------------------------------------
 
@@ -210,7 +214,9 @@ class Messages:
         async def store(target: Queue, messages: list[NewMessage]) -> list[dict[str, Any]]:
             if not messages:  # as the original: an empty batch stores nothing and succeeds
                 return []
-            return [posted_info(p) for p in await self.storage.post_messages(target, messages)]
+            posted = await self.storage.post_messages(target, messages)
+            self.waiters.notify(target.handle)
+            return [posted_info(p) for p in posted]
 
         return await self._write(queue, parse, store)
 
@@ -305,6 +311,7 @@ class Messages:
                 await self.storage.put_messages(
                     target, keys, text, content_type or "text/plain", seconds
                 )
+                self.waiters.notify(target.handle)
 
         await self._write(queue, parse, store)
 
