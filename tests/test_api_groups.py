@@ -1279,15 +1279,24 @@ async def test_state_in_a_scripted_scenario(client: httpx.AsyncClient) -> None:
 
 
 async def test_expired_messages(client: httpx.AsyncClient) -> None:
+    """Messages whose TTL ends while pending: no longer pending, counted in ``expired``."""
     queue = await make_queue(client)
     await create_group(client, queue)
     await post(client, queue, "short", x_ttl="1")
+    await create_group(client, queue, "late", start="latest")
     kept = await post(client, queue, "kept")
     await asyncio.sleep(PAST_LEASE)
-    assert part(await group_state(client, queue))["pending"] == 1
-    assert ids(await claim(client, queue)) == [kept["key"]]
     state = await group_state(client, queue)
-    assert counters(state) == {**ZERO, "delivered": 1, "expired": 1}
+    assert part(state)["pending"] == 1
+    # The oldest pending message is "kept", posted about 1.3 s ago.
+    age = part(state)["oldest_pending_age"]
+    assert isinstance(age, int | float) and 1.2 <= age < 60, age
+    assert counters(state) == {**ZERO, "expired": 1}
+    assert ids(await claim(client, queue)) == [kept["key"]]
+    assert counters(await group_state(client, queue)) == {**ZERO, "delivered": 1, "expired": 1}
+    # Only messages at or after the group's start count.
+    assert ids(await claim(client, queue, "late")) == [kept["key"]]
+    assert counters(await group_state(client, queue, "late")) == {**ZERO, "delivered": 1}
 
 
 # -- max_deliveries and the dead letter queue -------------------------------------
@@ -1590,3 +1599,106 @@ def test_group_state_survives_sigkill(tmp_path: Path, serve: type[Server]) -> No
         # A retried ack of the receipt acknowledged before the kill succeeds again.
         answer = ok(http.post("/q/groups/g/ack", json={"receipts": [first["receipt"]]}))
         assert answer["acknowledged"] == [first["receipt"]]
+
+
+# -- more edges -------------------------------------------------------------------
+
+
+async def test_ordered_edges(client: httpx.AsyncClient) -> None:
+    """A partition stays held while any of a claim's messages is leased; a released or
+    dead-lettered message frees it in order."""
+    queue = await make_queue(client)
+    await create_group(client, queue, ordered=True, max_deliveries=2)
+    posted = await post_many(client, queue, 4)
+    a0, a1 = await claim(client, queue, limit=2)
+    assert ids([a0, a1]) == keys(posted[:2])
+    await ack(client, queue, a0["receipt"])
+    assert await claim(client, queue) == []  # a1 still leased
+    await release(client, queue, a1["receipt"])
+    # Released without delay: the same message comes first again.
+    (again,) = await claim(client, queue, limit=1)
+    assert (again["message_id"], again["deliveries"]) == (posted[1]["key"], 2)
+    cursor_not_after(part(await group_state(client, queue))["cursor"], posted[1])
+    # Its last delivery fails: dropped, and the partition moves on.
+    await release(client, queue, again["receipt"])
+    assert ids(await claim(client, queue)) == keys(posted[2:])
+    state = await group_state(client, queue)
+    assert counters(state) == {
+        **ZERO,
+        "delivered": 5,
+        "acknowledged": 1,
+        "redelivered": 1,
+        "dropped": 1,
+    }
+
+
+async def test_ordered_lease_expiry_redelivers_in_order(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    await create_group(client, queue, ordered=True, lease_seconds=1)
+    posted = await post_many(client, queue, 2)
+    (first,) = await claim(client, queue, limit=1)
+    await asyncio.sleep(PAST_LEASE)
+    found = await claim(client, queue)
+    assert [(m["message_id"], m["deliveries"]) for m in found] == [
+        (posted[0]["key"], 2),
+        (posted[1]["key"], 1),
+    ]
+    assert lease_lost(await act(client, queue, "ack", receipts=[first["receipt"]]))["lost"] == [
+        first["receipt"]
+    ]
+
+
+async def test_exactly_once_seek_loses_live_leases(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client, consistency="very_strong")
+    await create_group(client, queue)
+    posted = await post(client, queue, "x")
+    (first,) = await claim(client, queue)
+    await seek(client, queue, to=0)
+    for action in ("ack", "release", "extend"):
+        assert lease_lost(await act(client, queue, action, receipts=[first["receipt"]]))[
+            "lost"
+        ] == [first["receipt"]], action
+    (again,) = await claim(client, queue)
+    assert (again["message_id"], again["deliveries"]) == (posted["key"], 1)
+    assert await ack(client, queue, again["receipt"]) == [again["receipt"]]
+    await seek(client, queue, to="0")
+    assert ids(await claim(client, queue)) == [posted["key"]]
+
+
+async def test_group_names_are_case_sensitive(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    await create_group(client, queue, "g", lease_seconds=5)
+    await create_group(client, queue, "G", lease_seconds=6)
+    assert [(g["group"], g["lease_seconds"]) for g in await list_groups(client, queue)] == [
+        ("G", 6),
+        ("g", 5),
+    ]
+
+
+async def test_methods_not_allowed(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    await create_group(client, queue)
+    for method, path in [
+        ("GET", url(queue, "g", "claim")),
+        ("PUT", url(queue, "g", "ack")),
+        ("DELETE", url(queue, "g", "seek")),
+        ("POST", url(queue)),
+        ("POST", url(queue, None)),
+        ("DELETE", url(queue, None)),
+    ]:
+        response = await client.request(method, path, headers=APP1)
+        assert set(error(response, 405)) == {"MethodNotAllowed"}, (method, path)
+    assert (await group_state(client, queue))["group"] == "g"
+
+
+async def test_trailing_slashes_on_actions(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client)
+    ok(await client.put(url(queue) + "/", json={}, headers=APP1), 201)
+    posted = await post(client, queue, "x")
+    response = await client.post(url(queue, "g", "claim") + "/", json={}, headers=APP1)
+    (message,) = ok(response)["messages"]
+    assert message["message_id"] == posted["key"]
+    response = await client.post(
+        f"/v1/app1/{queue}//groups//g/ack/", json={"receipts": [message["receipt"]]}, headers=APP1
+    )
+    assert ok(response)["acknowledged"] == [message["receipt"]]
