@@ -793,9 +793,12 @@ async def test_oldest_first_and_one_lease_at_a_time(client: httpx.AsyncClient) -
     assert await claim(client, queue) == []
 
 
-async def test_concurrent_claims_never_share_a_message(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("guarantee", ["at_most_once", "at_least_once", "exactly_once"])
+async def test_concurrent_claims_never_share_a_message(
+    client: httpx.AsyncClient, guarantee: str
+) -> None:
     queue = await make_queue(client, partitions=3)
-    await create_group(client, queue)
+    await create_group(client, queue, guarantee=guarantee)
     posted = await post_batch(client, queue, *[{"body": f"m{i}"} for i in range(30)])
     answers = await asyncio.gather(*(claim(client, queue, limit=3) for _ in range(12)))
     handed = [m["message_id"] for answer in answers for m in answer]
@@ -1702,3 +1705,50 @@ async def test_trailing_slashes_on_actions(client: httpx.AsyncClient) -> None:
         f"/v1/app1/{queue}//groups//g/ack/", json={"receipts": [message["receipt"]]}, headers=APP1
     )
     assert ok(response)["acknowledged"] == [message["receipt"]]
+
+
+async def test_dead_letters_need_no_further_claim(client: httpx.AsyncClient) -> None:
+    """SPEC: when its last lease ends the message is copied to the dead letter queue, counted
+    in the state and no longer pending: visible at once, not only after another claim."""
+    queue = await make_queue(client)
+    dead = await make_queue(client)
+    await create_group(client, queue, lease_seconds=1, max_deliveries=1, dead_letter_queue=dead)
+    await post(client, queue, "poison")
+    assert len(await claim(client, queue)) == 1
+    await asyncio.sleep(PAST_LEASE)
+    state = await group_state(client, queue)
+    assert (part(state)["pending"], part(state)["in_flight"]) == (0, 0)
+    assert counters(state) == {**ZERO, "delivered": 1, "dead_lettered": 1}
+    assert [m["body"] for m in await read(client, dead)] == ["poison"]
+
+
+async def test_a_held_claim_keeps_waiting_when_another_takes_the_message(
+    client: httpx.AsyncClient,
+) -> None:
+    """An empty list means nothing was available by the end of ``wait``."""
+    queue = await make_queue(client, partitions=2)
+    await create_group(client, queue)
+
+    async def timed_claim(**fields: Any) -> tuple[list[dict[str, Any]], float]:
+        started = time.monotonic()
+        found = await claim(client, queue, **fields)
+        return found, time.monotonic() - started
+
+    async def post_later(partition: int) -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return await post(client, queue, "x", x_partition=str(partition))
+
+    # A message in another partition does not end the wait.
+    (found, elapsed), _ = await asyncio.gather(timed_claim(partitions=[1], wait=1), post_later(2))
+    assert found == []
+    assert elapsed >= 0.9
+    # Two held claims, one message: one gets it, the other waits out its time.
+    first, second, posted = await asyncio.gather(
+        timed_claim(partitions=[1], wait=1), timed_claim(partitions=[1], wait=1), post_later(1)
+    )
+    (got, _), (empty, waited) = sorted(
+        [first, second], key=lambda answer: len(answer[0]), reverse=True
+    )
+    assert ids(got) == [posted["key"]]
+    assert empty == []
+    assert waited >= 0.9
