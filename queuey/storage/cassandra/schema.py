@@ -20,6 +20,19 @@
     queue incarnation (message id, partition, when first posted in µs)
     and whether the message is known to be stored; written with a TTL of the
     idempotency window (``idempotency.py``).
+``groups``
+    Partition ``(qid)``: the consumer groups of one queue incarnation,
+    clustered by name (binary order); ``gid`` names the group's incarnation
+    (``groups.py``). A queue created again has a new ``qid``, so it sees none
+    of the old groups.
+``group_windows``
+    Partition ``(gid, partition)``: one group's delivery window in one queue
+    partition (``storage/window.py``, msgpack), changed only by
+    compare-and-set on ``version``; ``writer`` names the write that set it, so
+    a write whose outcome was unknown can be recognised.
+``secrets``
+    Shared secrets by name (the receipt-signing key of each namespace),
+    created once with ``IF NOT EXISTS``.
 """
 
 from __future__ import annotations
@@ -45,6 +58,15 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS {ks}.idempotency_keys (
         qid uuid, ikey text, id timeuuid, partition int, created bigint, stored boolean,
         PRIMARY KEY ((qid, ikey)))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.groups (
+        qid uuid, name text, gid uuid, guarantee text, lease_seconds int,
+        max_deliveries int, dead_letter_queue text, ordered boolean, created double,
+        PRIMARY KEY ((qid), name))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.group_windows (
+        gid uuid, partition int, version bigint, window blob, writer uuid,
+        PRIMARY KEY ((gid, partition)))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.secrets (
+        name text, value blob, PRIMARY KEY ((name)))""",
 )
 
 

@@ -72,6 +72,47 @@ STATEMENTS = {
         " WHERE qid = ? AND partition = ? AND hour = ? AND id = ?"
     ),
     "delete": "DELETE FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ? AND id = ?",
+    "count_from": (
+        "SELECT count(*) FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ?"
+        " AND id >= ?"
+    ),
+    "exists": (
+        "SELECT id FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ? AND id = ?"
+    ),
+    # Consumer groups (groups.py): group rows and their windows change only by
+    # compare-and-set; the shared receipt secret is created once.
+    "create_group": (
+        "INSERT INTO {ks}.groups (qid, name, gid, guarantee, lease_seconds, max_deliveries,"
+        " dead_letter_queue, ordered, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+    ),
+    "get_group": (
+        "SELECT name, gid, guarantee, lease_seconds, max_deliveries, dead_letter_queue, ordered,"
+        " created FROM {ks}.groups WHERE qid = ? AND name = ?"
+    ),
+    "list_groups": (
+        "SELECT name, gid, guarantee, lease_seconds, max_deliveries, dead_letter_queue, ordered,"
+        " created FROM {ks}.groups WHERE qid = ?"
+    ),
+    "update_group": (
+        "UPDATE {ks}.groups SET guarantee = ?, lease_seconds = ?, max_deliveries = ?,"
+        " dead_letter_queue = ?, ordered = ? WHERE qid = ? AND name = ? IF gid = ?"
+    ),
+    "delete_group": "DELETE FROM {ks}.groups WHERE qid = ? AND name = ? IF gid = ?",
+    "delete_groups": "DELETE FROM {ks}.groups WHERE qid = ?",
+    "window": (
+        "SELECT version, window, writer FROM {ks}.group_windows WHERE gid = ? AND partition = ?"
+    ),
+    "insert_window": (
+        "INSERT INTO {ks}.group_windows (gid, partition, version, window, writer)"
+        " VALUES (?, ?, 1, ?, ?) IF NOT EXISTS"
+    ),
+    "update_window": (
+        "UPDATE {ks}.group_windows SET version = ?, window = ?, writer = ?"
+        " WHERE gid = ? AND partition = ? IF version = ?"
+    ),
+    "delete_window": "DELETE FROM {ks}.group_windows WHERE gid = ? AND partition = ?",
+    "secret": "SELECT value FROM {ks}.secrets WHERE name = ?",
+    "create_secret": "INSERT INTO {ks}.secrets (name, value) VALUES (?, ?) IF NOT EXISTS",
 }
 
 

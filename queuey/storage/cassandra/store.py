@@ -2,7 +2,8 @@
 
 The connection and consistency levels are in ``session.py``, the schema in
 ``schema.py``, the CQL in ``statements.py``, queue metadata in ``queues.py``,
-messages in ``messages.py`` and idempotency keys in ``idempotency.py``. Keys
+messages in ``messages.py``, idempotency keys in ``idempotency.py`` and
+consumer groups (``storage.groups.GroupStorage``) in ``groups.py``. Keys
 are made here, on the web node, by one :class:`IdClock` per store: strictly
 increasing per node, but not in commit order across nodes, so range reads hide
 messages younger than the settle delay.
@@ -17,12 +18,23 @@ from urllib.parse import parse_qs, urlsplit
 from cassandra import ConsistencyLevel
 
 from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueSettings
+from queuey.storage.cassandra.groups import Groups
 from queuey.storage.cassandra.idempotency import Keys, now_micros
 from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.queues import Queues
 from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import MAX_TAIL
+from queuey.storage.groups import (
+    Action,
+    Delivery,
+    Group,
+    GroupReport,
+    GroupSettings,
+    Position,
+    Settled,
+)
 from queuey.storage.keys import IdClock, MessageKey, new_tail, now_ticks
+from queuey.storage.window import Receipt
 
 #: Defaults of the constructor's knobs (see :class:`CassandraStorage`).
 SETTLE = {"weak": 1.0, "strong": 5.0, "very_strong": 600.0}
@@ -81,7 +93,7 @@ class CassandraStorage:
             raise ValueError(f"keyspace {keyspace!r} must be letters, digits and _")
         self.keyspace = keyspace
         self.namespace = namespace
-        self.settle = {**SETTLE, **(settle or {})}
+        self.settle_delays = {**SETTLE, **(settle or {})}
         self._db = Connection(
             hosts,
             keyspace,
@@ -97,6 +109,14 @@ class CassandraStorage:
             self._db, batch_bytes=batch_bytes, logged_batch_bytes=logged_batch_bytes
         )
         self._keys = Keys(self._db, self._messages, idempotency_window)
+        self._groups = Groups(
+            self._db,
+            self._queues,
+            self._messages,
+            namespace=namespace,
+            post=self.post_messages,
+            settle=self.settle_seconds,
+        )
         self._clock = IdClock()
         self._tail = new_tail()
 
@@ -171,7 +191,7 @@ class CassandraStorage:
         await self._db.run("ping", (), ConsistencyLevel.ONE)
 
     def settle_seconds(self, consistency: str) -> float:
-        return self.settle.get(consistency, 0.0)
+        return self.settle_delays.get(consistency, 0.0)
 
     # -- queues ------------------------------------------------------------
 
@@ -187,7 +207,10 @@ class CassandraStorage:
         return await self._queues.update(queue, settings)
 
     async def delete_queue(self, queue: Queue) -> None:
+        # The row first: from then on its groups are unreachable (they are keyed
+        # by the incarnation's qid); then they are removed.
         await self._queues.delete(queue)
+        await self._groups.delete_of_queue(queue)
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
         return await self._queues.page(app, start, limit)
@@ -284,3 +307,51 @@ class CassandraStorage:
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
         level = self._levels.write[queue.settings.consistency]
         await self._messages.delete(uuid.UUID(queue.handle), keys, level)
+
+    # -- consumer groups (storage.groups.GroupStorage, groups.py) -----------------
+
+    async def receipt_secret(self) -> bytes:
+        return await self._groups.secret()
+
+    async def create_group(
+        self, queue: Queue, name: str, settings: GroupSettings, start: Position
+    ) -> tuple[Group, bool]:
+        return await self._groups.create(queue, name, settings, start)
+
+    async def get_group(self, queue: Queue, name: str) -> Group | None:
+        return await self._groups.get(queue, name)
+
+    async def list_groups(self, queue: Queue) -> list[Group]:
+        return await self._groups.page(queue)
+
+    async def update_group(self, group: Group, settings: GroupSettings) -> Group:
+        return await self._groups.update(group, settings)
+
+    async def delete_group(self, group: Group) -> None:
+        await self._groups.delete(group)
+
+    async def claim(
+        self,
+        group: Group,
+        partitions: Sequence[int],
+        limit: int,
+        consumer: str | None,
+        max_in_flight: int,
+    ) -> list[Delivery]:
+        return await self._groups.claim(group, partitions, limit, consumer, max_in_flight)
+
+    async def settle(
+        self,
+        group: Group,
+        action: Action,
+        receipts: Sequence[Receipt],
+        seconds: int,
+        publish: Sequence[tuple[Queue, NewMessage]] = (),
+    ) -> Settled:
+        return await self._groups.settle(group, action, receipts, seconds, publish)
+
+    async def seek(self, group: Group, partitions: Sequence[int], to: Position) -> None:
+        await self._groups.seek(group, partitions, to)
+
+    async def report(self, group: Group) -> GroupReport:
+        return await self._groups.report(group)
