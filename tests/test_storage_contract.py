@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, cast
 
 import pytest
 
@@ -22,8 +23,10 @@ from queuey.storage.base import (
     StoreUnavailable,
 )
 from queuey.storage.cassandra import CassandraStorage
+from queuey.storage.groups import GroupSettings, GroupStorage
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
 from queuey.storage.sqlite import SQLiteStorage
+from queuey.storage.window import Receipt
 
 
 def msg(body: str, partition: int = 1, ttl: int = 3600) -> NewMessage:
@@ -509,3 +512,106 @@ async def test_cassandra_completions_never_override_or_bring_back_a_message(
     monkeypatch.undo()
     found = await storage.get_messages(queue, [(1, kept.key), (1, deleted.key)])
     assert [(m.key, m.body) for m in found] == [(kept.key, "kept")]
+
+
+# -- consumer groups (storage.groups.GroupStorage) ------------------------------------
+# The HTTP tests (test_api_groups.py) check SPEC §6; these check what only a store
+# shows: two stores on one URL (two web nodes), and Cassandra's retried writes.
+
+
+def groups_of(storage: Storage) -> GroupStorage:
+    return cast(GroupStorage, storage)
+
+
+async def test_groups_on_two_stores_never_lease_one_message_twice(
+    storage: Storage, settings: Settings
+) -> None:
+    """Claims racing on two stores sharing the data: one lease per message; the receipt
+    secret, receipts and state are the same on both."""
+    other = storage_for(settings)
+    await other.start()
+    try:
+        one, two = groups_of(storage), groups_of(other)
+        assert await one.receipt_secret() == await two.receipt_secret()
+        assert len(await one.receipt_secret()) == 32
+        queue = await new_queue(storage, partitions=2)
+        group, created = await one.create_group(queue, "g", GroupSettings(), "earliest")
+        assert created
+        posted = await post(storage, queue, [msg(f"m{i}", i % 2 + 1) for i in range(40)])
+        claims = [(one, two)[i % 2].claim(group, [1, 2], 3, f"c{i}", 10_000) for i in range(16)]
+        found = [d for answer in await asyncio.gather(*claims) for d in answer]
+        found += await two.claim(group, [1, 2], 1000, None, 10_000)
+        leased = [d.message.key for d in found]
+        assert len(leased) == len(set(leased))
+        assert sorted(leased) == sorted(posted)
+        settled = await two.settle(group, "ack", [d.receipt for d in found], 0)
+        assert (len(settled.accepted), settled.lost) == (40, [])
+        report = await one.report(group)
+        assert (report.counters.delivered, report.counters.acknowledged) == (40, 40)
+        assert [(p.in_flight, p.pending) for p in report.partitions] == [(0, 0), (0, 0)]
+    finally:
+        await other.close()
+
+
+async def test_cassandra_a_retried_window_write_posts_a_dead_letter_once(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dead letter is posted before the window change; when that change loses a race
+    and is applied again, the dead letter's idempotency key keeps it one message."""
+    if not isinstance(storage, CassandraStorage):
+        pytest.skip("SQLite copies a dead letter in the transaction that marks it dead")
+    queue = await new_queue(storage)
+    dead = await new_queue(storage, "dead")
+    settings = GroupSettings(max_deliveries=1, dead_letter_queue="dead")
+    group, _ = await storage.create_group(queue, "g", settings, "earliest")
+    await post(storage, queue, [msg("poison")])
+    (delivery,) = await storage.claim(group, [1], 10, None, 10_000)
+    real = storage._groups._write
+    lost: list[int] = []
+
+    async def first_lost(*args: Any) -> bool:
+        if not lost:
+            lost.append(1)
+            return False  # as if another node had written the window first
+        return await real(*args)
+
+    monkeypatch.setattr(storage._groups, "_write", first_lost)
+    settled = await storage.settle(group, "release", [delivery.receipt], 0)
+    assert settled.accepted == [delivery.receipt] and lost
+    assert await bodies(storage, dead) == ["poison"]
+    report = await storage.report(group)
+    assert (report.counters.dead_lettered, report.partitions[0].pending) == (1, 0)
+
+
+async def test_cassandra_ack_and_publish_cut_after_publishing_completes_on_retry(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut between publishing and acknowledging: the messages are stored, the lease is
+    guarded (not delivered again when it would have ended), and the same request again
+    publishes nothing new and acknowledges."""
+    if not isinstance(storage, CassandraStorage):
+        pytest.skip("SQLite acknowledges and publishes in one transaction")
+    queue = await new_queue(storage)
+    out = await new_queue(storage, "out")
+    group, _ = await storage.create_group(queue, "g", GroupSettings(lease_seconds=1), "earliest")
+    await post(storage, queue, [msg("in")])
+    (delivery,) = await storage.claim(group, [1], 10, None, 10_000)
+    publish = [(out, keyed("t", "ack:seed:0"))]
+
+    async def cut(*args: Any) -> list[Receipt]:
+        raise StoreUnavailable("the web node lost Cassandra")
+
+    monkeypatch.setattr(storage._groups, "_settle_in", cut)
+    with pytest.raises(StoreUnavailable):
+        await storage.settle(group, "ack", [delivery.receipt], 0, publish)
+    monkeypatch.undo()
+    assert await bodies(storage, out) == ["t"]
+    await asyncio.sleep(1.3)  # the lease of 1 s would have ended; the guard holds it
+    assert await storage.claim(group, [1], 10, None, 10_000) == []
+    settled = await storage.settle(group, "ack", [delivery.receipt], 0, publish)
+    assert (settled.accepted, settled.lost) == ([delivery.receipt], [])
+    assert await bodies(storage, out) == ["t"]
+    assert [(p.key, p.partition) for p in settled.published] == [
+        (m.key, m.partition) for m in await storage.read_range(out, 1, None, 10, False)
+    ]
+    assert (await storage.report(group)).counters.acknowledged == 1

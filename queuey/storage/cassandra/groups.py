@@ -66,7 +66,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from cassandra import ConsistencyLevel
@@ -104,8 +104,8 @@ T = TypeVar("T")
 ATTEMPTS = 32
 #: Seconds of the longest pause between two rounds grows by this much each round.
 BACKOFF = 0.005
-#: Partitions a claim reads at once.
-PEEKS = 32
+#: Statements one call runs at once when it runs one per partition or per message.
+FAN_OUT = 32
 #: The guard of an ack-and-publish lasts this many request timeouts (a publish's worst case).
 GUARD_TIMEOUTS = 6
 SERIAL = ConsistencyLevel.SERIAL
@@ -135,6 +135,17 @@ class Peek(NamedTuple):
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def bounded(calls: Sequence[Awaitable[T]], limit: int = FAN_OUT) -> list[T]:
+    """Await every call, at most ``limit`` at a time; then raise the first failure, if any."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return await all_of([run(call) for call in calls])
 
 
 def _group(queue: Queue, row: Any) -> Group:
@@ -212,14 +223,16 @@ class Groups:
         """Windows first (under a new gid no one knows yet), then the row ``IF NOT EXISTS``."""
         current = await self._current(queue)
         gid = uuid.uuid4()
-        partitions = range(1, current.partitions + 1)
+        written: list[int] = []
         if start != "earliest":
+            partitions = range(1, current.partitions + 1)
             positions = await all_of([self._position(current, p, start) for p in partitions])
+            starts = {p: at for p, at in zip(partitions, positions, strict=True) if at is not None}
+            written = list(starts)
             await all_of(
                 [
                     self._write(gid, p, Stored(0, None, None), w.dump(w.load(None, at)), current)
-                    for p, at in zip(partitions, positions, strict=True)
-                    if at is not None
+                    for p, at in starts.items()
                 ]
             )
         created = round(time.time(), 3)
@@ -236,7 +249,7 @@ class Groups:
         )
         rows = await self._db.run("create_group", args, self._levels.meta, SERIAL)
         if not rows[0][0]:
-            await self._drop_windows(gid, current.partitions)
+            await self._drop_windows(gid, written)
             return _group(queue, rows[0]), False
         group = Group(queue, name, settings, created, str(gid))
         try:
@@ -274,20 +287,17 @@ class Groups:
         """The row (``IF gid``: never a newer incarnation), then its windows."""
         args = (uuid.UUID(group.queue.handle), group.name, uuid.UUID(group.handle))
         await self._db.run("delete_group", args, self._levels.meta, SERIAL)
-        await self._drop_windows(uuid.UUID(group.handle), group.queue.partitions)
+        await self._drop_windows(uuid.UUID(group.handle), range(1, group.queue.partitions + 1))
 
     async def delete_of_queue(self, queue: Queue) -> None:
         """Remove the groups of a deleted queue incarnation (unreachable already: new qid)."""
         await all_of([self.delete(group) for group in await self.page(queue)])
 
-    async def _drop_windows(self, gid: uuid.UUID, partitions: int) -> None:
+    async def _drop_windows(self, gid: uuid.UUID, partitions: Iterable[int]) -> None:
         # Conditional, as every other write of a window: a plain delete takes the
         # web node's clock and could lose to a Paxos write stamped later.
-        await all_of(
-            [
-                self._db.run("delete_window", (gid, p), self._levels.meta, SERIAL)
-                for p in range(1, partitions + 1)
-            ]
+        await bounded(
+            [self._db.run("delete_window", (gid, p), self._levels.meta, SERIAL) for p in partitions]
         )
 
     async def _current(self, queue: Queue) -> Queue:
@@ -450,13 +460,12 @@ class Groups:
         if order:  # a fair order: begin at a random partition
             turn = random.randrange(len(order))
             order = order[turn:] + order[:turn]
-        gate = asyncio.Semaphore(PEEKS)
-
-        async def peek(partition: int) -> Peek:
-            async with gate:
-                return await self._peek(group, partition, limit, consumer, rules)
-
-        _, *peeks = await all_of([self._alive(group), *(peek(p) for p in order)])
+        _, peeks = await all_of(
+            [
+                self._alive(group),
+                bounded([self._peek(group, p, limit, consumer, rules) for p in order]),
+            ]
+        )
         found: list[Delivery] = []
         for partition, first in zip(order, peeks, strict=True):
             if len(found) >= limit:
@@ -638,8 +647,8 @@ class Groups:
 
     async def report(self, group: Group) -> GroupReport:
         partitions = range(1, group.queue.partitions + 1)
-        _, *found = await all_of(
-            [self._alive(group), *(self._report_in(group, p) for p in partitions)]
+        _, found = await all_of(
+            [self._alive(group), bounded([self._report_in(group, p) for p in partitions])]
         )
         counters = w.Counters()
         for _, window in found:
