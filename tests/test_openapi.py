@@ -2,12 +2,15 @@
 
 The conformance test drives the running app through every documented path and
 method and checks each answer against the schema documented for its path,
-method and status; an answer with an undocumented status fails.
+method and status; an answer with an undocumented status fails. The consumer
+group calls chain on earlier answers (receipts), and a second test follows
+every documented link, as a stateful API tester would.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,9 @@ REGISTRY = Registry().with_resource(
     URI, Resource.from_contents(DOCUMENT, default_specification=DRAFT202012)
 )
 METHODS = ("get", "head", "post", "put", "delete", "patch", "options", "trace")
-ERRORS = {400, 401, 403, 404, 405, 413}
+ERRORS = {400, 401, 403, 404, 405, 409, 413}
+BAD_KEY = {"Authorization": "Application nope"}
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 def documented() -> set[tuple[str, str]]:
@@ -46,12 +51,16 @@ def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: P
     assert served == documented()
 
 
+def pattern_of(template: str) -> str:
+    return re.sub(r"\{([^}]+)\}", r"(?P<\1>[^/]+)", template)
+
+
 def template_of(path: str) -> str:
-    templates: list[str] = list(DOCUMENT["paths"])
-    for template in templates:
-        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
-            return template
-    raise AssertionError(f"{path} matches no documented path")
+    """The documented template of a path; the one with most literal segments wins, as routing."""
+    found = [t for t in DOCUMENT["paths"] if re.fullmatch(pattern_of(t), path)]
+    assert found, f"{path} matches no documented path"
+    best: str = max(found, key=lambda t: sum(not s.startswith("{") for s in t.split("/")))
+    return best
 
 
 def check(response: httpx.Response) -> tuple[str, str, int]:
@@ -59,8 +68,8 @@ def check(response: httpx.Response) -> tuple[str, str, int]:
     method, status = response.request.method.lower(), response.status_code
     template = template_of(response.request.url.path)
     item = DOCUMENT["paths"][template]
-    # A method the path does not list is answered 405, as documented on the path's GET.
-    where = method if method in item else "get"
+    # A method the path does not list is answered 405, as documented on the path's operations.
+    where = method if method in item else next(m for m in item if m in METHODS)
     assert method in item or status == 405, f"{method} {template}: {status}"
     answer = item[where]["responses"].get(str(status))
     assert answer is not None, f"{method} {template}: undocumented status {status}"
@@ -152,18 +161,279 @@ def calls(q: str, key: str) -> list[Call]:
     ]
 
 
+class Walk:
+    """Calls through the running server, each answer checked against the document and recorded."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.hit: set[tuple[str, str, int]] = set()
+
+    async def __call__(
+        self, expected: int, method: str, path: str, **options: Any
+    ) -> httpx.Response:
+        response = await self.client.request(method, path, **{"headers": APP1, **options})
+        assert response.status_code == expected, (method, path, response.text)
+        self.hit.add(check(response))
+        return response
+
+    async def json(self, expected: int, method: str, path: str, **options: Any) -> Any:
+        return (await self(expected, method, path, **options)).json()
+
+
+async def group_calls(go: Walk) -> None:
+    """Every group path and method, each documented status, chained on the answers' receipts."""
+    client = go.client
+    queue = await make_queue(client, partitions=2)
+    dead, out = await make_queue(client), await make_queue(client)
+    for i in range(3):
+        headers = {**APP1, "X-Partition": "1"}
+        await go(201, "POST", f"/v1/app1/{queue}", content=f"m{i}".encode(), headers=headers)
+    g = f"/v1/app1/{queue}/groups"
+    w, nope = f"{g}/w", f"{g}/nope"
+    big = {"data": {"x": "y" * 70_000}}  # over max_request_bytes
+    # List, create, update, read.
+    assert (await go.json(200, "GET", g))["groups"] == []
+    await go(200, "HEAD", g)
+    await go(401, "GET", g, headers=BAD_KEY)
+    await go(403, "GET", g, headers=APP2)
+    await go(404, "GET", "/v1/app1/nope/groups")
+    await go(405, "POST", g)
+    fields = {"guarantee": "exactly_once", "lease_seconds": 60, "max_deliveries": "2"}
+    fields |= {"dead_letter_queue": dead, "ordered": False, "start": "earliest"}
+    await go(201, "PUT", w, json=fields)
+    await go(200, "PUT", w, data={"ordered": "no", "dead_letter_queue": ""})
+    await go(400, "PUT", w, json={"start": "latest"})  # InvalidUpdate: use seek
+    await go(400, "PUT", f"{g}/a!b", json={})  # keyed group
+    wrong = {"guarantee": "x", "lease_seconds": 0, "max_deliveries": 1001, "ordered": "maybe"}
+    wrong |= {"dead_letter_queue": queue, "start": "fred"}
+    await go(400, "PUT", f"{g}/x", json=wrong)
+    await go(400, "PUT", f"{g}/x", data={"lease_seconds": "43201"})
+    await go(400, "PUT", f"{g}/x", json={"start": "0123456789abcdef0123456789abcdef"})
+    await go(400, "PUT", f"{g}/x", content=b"{", headers={**APP1, **JSON_TYPE})
+    await go(413, "PUT", f"{g}/x", **big)
+    await go(401, "PUT", f"{g}/x", json={}, headers=BAD_KEY)
+    await go(403, "PUT", f"{g}/x", json={}, headers=APP2)
+    await go(404, "PUT", "/v1/app1/nope/groups/x", json={})
+    await go(405, "POST", w)
+    assert (await go.json(200, "GET", w))["partitions"][0]["pending"] == 3
+    await go(200, "HEAD", w)
+    await go(404, "GET", nope)
+    await go(404, "GET", f"{g}/a!b")
+    await go(401, "GET", w, headers=BAD_KEY)
+    await go(403, "GET", w, headers=APP2)
+    assert [x["group"] for x in (await go.json(200, "GET", g))["groups"]] == ["w"]
+    # Claim: JSON and form bodies.
+    claim: dict[str, Any] = {"limit": 2, "wait": 1, "partitions": [1, 2], "consumer": "c1"}
+    first, second = (await go.json(200, "POST", f"{w}/claim", json=claim))["messages"]
+    form = {"limit": "5", "partitions": "1,2", "consumer": "c2"}
+    (third,) = (await go.json(200, "POST", f"{w}/claim", data=form))["messages"]
+    assert (await go.json(200, "POST", f"{w}/claim", json={}))["messages"] == []
+    claim = {"limit": 0, "wait": 61, "partitions": "x", "consumer": "c" * 101}
+    await go(400, "POST", f"{w}/claim", json=claim)
+    await go(400, "POST", f"{w}/claim", data={"limit": "1001"})
+    await go(401, "POST", f"{w}/claim", json={}, headers=BAD_KEY)
+    await go(403, "POST", f"{w}/claim", json={}, headers=APP2)
+    await go(404, "POST", f"{nope}/claim", json={})
+    await go(405, "GET", f"{w}/claim")
+    await go(413, "POST", f"{w}/claim", **big)
+    one, two, three = first["receipt"], second["receipt"], third["receipt"]
+    # Extend, release, acknowledge; a receipt released and claimed again is lost (409).
+    await go(200, "POST", f"{w}/extend", json={"receipts": [one], "seconds": 120})
+    await go(200, "POST", f"{w}/extend", json={"receipts": [one]})
+    await go(400, "POST", f"{w}/extend", json={"receipts": [one], "seconds": 0})
+    form_body = await go.json(400, "POST", f"{w}/extend", data={"receipts": one})
+    assert form_body["error_msg"] == {"receipts": "Required"}  # a form field holds no list
+    await go(200, "POST", f"{w}/release", json={"receipts": [two], "delay": 0})
+    (again,) = (await go.json(200, "POST", f"{w}/claim", json={}))["messages"]
+    assert (again["message_id"], again["deliveries"]) == (second["message_id"], 2)
+    lost = await go.json(409, "POST", f"{w}/ack", json={"receipts": [one, two]})
+    assert (lost["acknowledged"], lost["lost"]) == ([one], [two])
+    await go(200, "POST", f"{w}/ack", json={"receipts": [one]})  # a retry is accepted again
+    lost = await go.json(409, "POST", f"{w}/release", json={"receipts": [two]})
+    assert (lost["released"], lost["lost"]) == ([], [two])
+    lost = await go.json(409, "POST", f"{w}/extend", json={"receipts": [two, three]})
+    assert (lost["extended"], lost["lost"]) == ([three], [two])
+    await go(400, "POST", f"{w}/release", json={"receipts": [three], "delay": 43201})
+    await go(400, "POST", f"{w}/ack", json={"receipts": ["fred"]})
+    await go(400, "POST", f"{w}/ack", json={})
+    items: list[dict[str, Any]] = [{"queue": "nope", "body": "x"}, {"queue": out, "body": ""}]
+    await go(400, "POST", f"{w}/ack", json={"receipts": [three], "publish": items})
+    items = [{"queue": out, "body": "x" * 2000}]  # over max_message_bytes
+    await go(413, "POST", f"{w}/ack", json={"receipts": [three], "publish": items})
+    items = [{"queue": out, "body": "done", "partition": 1, "idempotency_key": "k-1"}]
+    lost = await go.json(409, "POST", f"{w}/ack", json={"receipts": [two, three], "publish": items})
+    assert (lost["acknowledged"], lost["lost"]) == ([], [two])
+    both = [again["receipt"], three]
+    done = await go.json(200, "POST", f"{w}/ack", json={"receipts": both, "publish": items})
+    assert [p["partition"] for p in done["published"]] == [1]
+    await go(401, "POST", f"{w}/ack", json={"receipts": [one]}, headers=BAD_KEY)
+    await go(403, "POST", f"{w}/release", json={"receipts": [one]}, headers=APP2)
+    await go(404, "POST", f"{nope}/extend", json={"receipts": [one]})
+    await go(405, "GET", f"{w}/ack")
+    await go(413, "POST", f"{w}/release", **big)
+    # Seek: to the start of partition 1, to the end, to a timestamp, to an id.
+    state = await go.json(200, "POST", f"{w}/seek", json={"to": "earliest", "partitions": [1]})
+    assert state["partitions"][0]["cursor"] is None
+    await go(200, "POST", f"{w}/seek", data={"to": "latest"})
+    await go(200, "POST", f"{w}/seek", json={"to": first["timestamp"], "partitions": "1"})
+    await go(200, "POST", f"{w}/seek", json={"to": first["message_id"]})
+    await go(400, "POST", f"{w}/seek", json={})
+    await go(400, "POST", f"{w}/seek", json={"to": "fred", "partitions": "x"})
+    await go(403, "POST", f"{w}/seek", json={"to": "earliest"}, headers=APP2)
+    await go(404, "POST", f"{nope}/seek", json={"to": "earliest"})
+    await go(413, "POST", f"{w}/seek", **big)
+    # Delete; a deleted group's receipts name no group.
+    await go(401, "DELETE", w, headers=BAD_KEY)
+    await go(403, "DELETE", w, headers=APP2)
+    await go(200, "DELETE", w)
+    await go(404, "DELETE", w)
+    await go(404, "POST", f"{w}/ack", json={"receipts": [one]})
+
+
 async def test_the_running_server_conforms(client: httpx.AsyncClient) -> None:
     queue = await make_queue(client, partitions=2)
     posted = await client.post(f"/v1/app1/{queue}", content=b"first", headers=APP1)
     key = posted.json()["messages"][0]["key"]
-    hit = set()
+    go = Walk(client)
     for expected, method, path, options in calls(f"/v1/app1/{queue}", key):
-        response = await client.request(method, path, **{"headers": APP1, **options})
-        assert response.status_code == expected, (method, path, response.text)
-        hit.add(check(response))
-    assert {(t, m) for t, m, _ in hit} >= documented()
-    assert {s for _, _, s in hit} >= ERRORS
+        await go(expected, method, path, **options)
+    await group_calls(go)
+    assert {(t, m) for t, m, _ in go.hit} >= documented()
+    assert {s for _, _, s in go.hit} >= ERRORS
     assert (await client.get("/openapi.json")).json() == DOCUMENT
+
+
+# -- links --------------------------------------------------------------------
+
+
+def operations() -> dict[str, tuple[str, str]]:
+    """Each operationId's path template and method."""
+    return {
+        operation["operationId"]: (path, method)
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    }
+
+
+def every_link() -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(operationId, status, link name, link) of every link of every response."""
+    for item in DOCUMENT["paths"].values():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            for status, answer in operation["responses"].items():
+                for name, link in answer.get("links", {}).items():
+                    yield operation["operationId"], status, name, link
+
+
+def parameter_names(path: str, method: str) -> set[str]:
+    item = DOCUMENT["paths"][path]
+    names = set()
+    for parameter in [*item.get("parameters", []), *item[method].get("parameters", [])]:
+        if "$ref" in parameter:
+            parameter = DOCUMENT["components"]["parameters"][parameter["$ref"].split("/")[-1]]
+        names.add(parameter["name"])
+    return names
+
+
+def test_links_name_operations_parameters_and_bodies_that_exist() -> None:
+    found = operations()
+    assert sum(1 for _ in every_link()) >= 10
+    for source, status, name, link in every_link():
+        where = (source, status, name)
+        path, method = found[link["operationId"]]
+        assert set(link["parameters"]) == set(re.findall(r"\{([^}]+)\}", path)), where
+        assert set(link["parameters"]) <= parameter_names(path, method), where
+        assert ("requestBody" in link) <= ("requestBody" in DOCUMENT["paths"][path][method]), where
+
+
+def resolve(value: Any, request: dict[str, str], body: Any) -> Any:
+    """A link's value, its runtime expressions ($request.path.X, $response.body#/...) resolved."""
+    if isinstance(value, dict):
+        return {k: resolve(v, request, body) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, request, body) for v in value]
+    if isinstance(value, str) and value.startswith("$request.path."):
+        return request[value.removeprefix("$request.path.")]
+    if isinstance(value, str) and value.startswith("$response.body#"):
+        for step in value.removeprefix("$response.body#/").split("/"):
+            body = body[int(step)] if isinstance(body, list) else body[step]
+        return body
+    return value
+
+
+async def follow(client: httpx.AsyncClient, answer: httpx.Response, name: str) -> httpx.Response:
+    """Call the operation that link ``name`` of this answer names, as a stateful tester would."""
+    template = template_of(answer.request.url.path)
+    method = answer.request.method.lower()
+    operation = DOCUMENT["paths"][template][method]
+    link = operation["responses"][str(answer.status_code)]["links"][name]
+    match = re.fullmatch(pattern_of(template), answer.request.url.path)
+    assert match is not None
+    parameters = resolve(link["parameters"], match.groupdict(), answer.json())
+    path, target = operations()[link["operationId"]]
+    for key, value in parameters.items():
+        path = path.replace(f"{{{key}}}", value)
+    options: dict[str, Any] = {"headers": APP1}
+    if "requestBody" in link:
+        options["json"] = resolve(link["requestBody"], match.groupdict(), answer.json())
+    return await client.request(target.upper(), path, **options)
+
+
+def operation_of(answer: httpx.Response) -> dict[str, Any]:
+    item = DOCUMENT["paths"][template_of(answer.request.url.path)]
+    operation: dict[str, Any] = item[answer.request.method.lower()]
+    return operation
+
+
+def link_names(answer: httpx.Response) -> list[str]:
+    """The links documented for this answer's operation and status."""
+    return list(operation_of(answer)["responses"][str(answer.status_code)].get("links", {}))
+
+
+async def test_following_the_links_chains_the_group_operations(client: httpx.AsyncClient) -> None:
+    queue = await make_queue(client, partitions=2)
+    posted = {"messages": [{"body": f"m{i}", "partition": 1 + i % 2} for i in range(50)]}
+    assert (await client.post(f"/v1/app1/{queue}", json=posted, headers=APP1)).status_code == 201
+    group = f"/v1/app1/{queue}/groups/g"
+    followed = set()
+
+    async def step(answer: httpx.Response, name: str) -> httpx.Response:
+        followed.add((operation_of(answer)["operationId"], str(answer.status_code), name))
+        found = await follow(client, answer, name)
+        assert found.status_code in (200, 201), (name, found.text)
+        check(found)
+        return found
+
+    async def renew(answer: httpx.Response) -> httpx.Response:
+        """The same claim again: each link of a claim spends the receipt it passes on."""
+        if operation_of(answer)["operationId"] != "claimMessages":
+            return answer
+        request = answer.request
+        again = await client.request(
+            request.method, request.url, content=request.content, headers=request.headers
+        )
+        assert again.status_code == 200 and again.json()["messages"], again.text
+        return again
+
+    async def explore(answer: httpx.Response, depth: int) -> None:
+        for name in link_names(answer):
+            if name != "delete":
+                found = await step(await renew(answer), name)
+                if depth > 1:
+                    await explore(found, depth - 1)
+
+    created = await client.put(group, json={}, headers=APP1)
+    assert created.status_code == 201
+    await explore(created, 3)
+    updated = await client.put(group, json={}, headers=APP1)
+    assert updated.status_code == 200
+    await explore(updated, 1)
+    await step(updated, "delete")
+    assert (await client.put(group, json={}, headers=APP1)).status_code == 201
+    await step(created, "delete")
+    assert followed == {(s, status, n) for s, status, n, _ in every_link()}
 
 
 async def test_a_failing_store_answers_the_documented_503(settings: Settings) -> None:
@@ -174,8 +444,21 @@ async def test_a_failing_store_answers_the_documented_503(settings: Settings) ->
         httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as client,
     ):
         queue = await make_queue(client)
+        g = f"/v1/app1/{queue}/groups"
+        assert (await client.put(f"{g}/g", headers=APP1)).status_code == 201
         await app.service.storage.close()
-        for path in ("/__heartbeat__", "/v1/app1", f"/v1/app1/{queue}"):
-            response = await client.get(path, headers=APP1)
-            assert response.status_code == 503, response.text
+        for method, path in (
+            ("GET", "/__heartbeat__"),
+            ("GET", "/v1/app1"),
+            ("GET", f"/v1/app1/{queue}"),
+            ("GET", g),
+            ("GET", f"{g}/g"),
+            ("PUT", f"{g}/g"),
+            ("DELETE", f"{g}/g"),
+            ("POST", f"{g}/g/claim"),
+            ("POST", f"{g}/g/seek"),
+        ):
+            body = {"to": "earliest"} if path.endswith("seek") else None
+            response = await client.request(method, path, json=body, headers=APP1)
+            assert response.status_code == 503, (method, path, response.text)
             check(response)

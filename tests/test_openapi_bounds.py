@@ -7,6 +7,8 @@ core, so changing one without the other fails here.
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import re
@@ -15,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from queuey.core import messages, queues, validation
+from queuey.core import errors, groups, messages, queues, validation
 from queuey.core.errors import InvalidMessageID
 from queuey.core.ids import format_id, parse_id
+from queuey.storage.groups import DEFAULT_GUARANTEE, GUARANTEES, GroupSettings
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey, new_tail
 
 DOC: dict[str, Any] = json.loads(
@@ -90,3 +93,134 @@ def test_id_patterns_accept_exactly_the_ids_the_code_accepts(seed: int) -> None:
         assert not re.fullmatch(PARAMS["ids"]["schema"]["items"]["pattern"], other)
         with pytest.raises(InvalidMessageID):
             parse_id(other)
+
+
+# -- consumer groups ------------------------------------------------------------
+
+
+def number(field: dict[str, Any]) -> dict[str, Any]:
+    """The integer alternative of a JSON body field (integer, numeric string or null)."""
+    found: dict[str, Any] = next(a for a in field["anyOf"] if a.get("type") == "integer")
+    return found
+
+
+def bounds(field: dict[str, Any]) -> tuple[int, int]:
+    return field["minimum"], field["maximum"]
+
+
+def test_group_bounds_and_defaults() -> None:
+    stored = GroupSettings()
+    settings = SCHEMAS["GroupSettings"]["properties"]
+    fields = SCHEMAS["GroupFields"]["properties"]
+    form = SCHEMAS["GroupForm"]["properties"]
+    for name, low, high, default in [
+        ("lease_seconds", 1, groups.MAX_LEASE, stored.lease_seconds),
+        ("max_deliveries", 0, groups.MAX_DELIVERIES, stored.max_deliveries),
+    ]:
+        assert bounds(settings[name]) == (low, high), name
+        assert bounds(number(fields[name])) == (low, high), name
+        assert fields[name]["default"] == default, name
+        assert form[name]["default"] == str(default), name
+        assert form[name]["description"].endswith(f"{low}..{high}."), name
+    assert fields["ordered"]["default"] is stored.ordered
+    claim = SCHEMAS["ClaimFields"]["properties"]
+    assert bounds(number(claim["limit"])) == (1, groups.MAX_CLAIM)
+    assert bounds(number(claim["wait"])) == (0, groups.MAX_WAIT)
+    assert claim["consumer"]["maxLength"] == groups.MAX_CONSUMER
+    assert SCHEMAS["ClaimForm"]["properties"]["consumer"]["maxLength"] == groups.MAX_CONSUMER
+    partition = SCHEMAS["GroupPartition"]["properties"]
+    assert partition["consumers"]["items"]["maxLength"] == groups.MAX_CONSUMER
+    claimed = SCHEMAS["Claimed"]["allOf"][1]["properties"]
+    assert claimed["messages"]["maxItems"] == groups.MAX_CLAIM
+    assert bounds(claimed["lease_seconds"]) == (1, groups.MAX_LEASE)
+    release = SCHEMAS["ReleaseFields"]["properties"]["delay"]
+    assert (*bounds(number(release)), release["default"]) == (0, groups.MAX_LEASE, 0)
+    assert bounds(number(SCHEMAS["ExtendFields"]["properties"]["seconds"])) == (
+        1,
+        groups.MAX_LEASE,
+    )
+    extended = SCHEMAS["Extended"]["allOf"][1]["properties"]["lease_seconds"]
+    assert bounds(extended) == (1, groups.MAX_LEASE)
+    assert (SCHEMAS["Receipts"]["minItems"], SCHEMAS["Receipts"]["maxItems"]) == (
+        1,
+        groups.MAX_RECEIPTS,
+    )
+    for name, word in [("Acknowledged", "acknowledged"), ("Released", "released")]:
+        answer = SCHEMAS[name]["allOf"][1]["properties"][word]
+        assert answer["maxItems"] == groups.MAX_RECEIPTS, name
+    lost = SCHEMAS["LeaseLost"]["allOf"][1]["properties"]["lost"]
+    assert lost["maxItems"] == groups.MAX_RECEIPTS
+    publish = SCHEMAS["AckFields"]["properties"]["publish"]
+    assert publish["maxItems"] == messages.MAX_POST_MESSAGES
+
+
+def test_guarantees_in_the_order_messages_name_them() -> None:
+    assert SCHEMAS["Guarantee"]["enum"] == list(GUARANTEES)
+    assert SCHEMAS["GroupForm"]["properties"]["guarantee"] == {
+        "$ref": "#/components/schemas/Guarantee"
+    }
+    described = SCHEMAS["GroupFields"]["properties"]["guarantee"]["description"]
+    defaults = ", ".join(f"{c}: {g}" for c, g in DEFAULT_GUARANTEE.items())
+    assert defaults in described
+
+
+def test_group_name_pattern_is_the_code_s() -> None:
+    assert SCHEMAS["GroupName"]["pattern"] == f"^{validation.QUEUE_NAME.pattern}$"
+    assert PARAMS["group"]["schema"] == {"$ref": "#/components/schemas/GroupName"}
+
+
+def _key(node: ast.expr) -> str | None:
+    """An error key written in code: a string, or an f-string with its holes filled in."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+            elif isinstance(value, ast.FormattedValue) and isinstance(value.value, ast.Name):
+                parts.append("publish.0." if value.value.id == "prefix" else "0")
+        return "".join(parts)
+    return None
+
+
+def error_keys_in(source: str) -> set[str]:
+    """Keys a module's validation can report: ``errors[KEY]``, ``ValidationError({KEY: ...})``,
+    the key argument of the ``validation`` helpers, and 400 error classes it raises."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "errors":
+            found.add(_key(node.slice) or "")
+        elif isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func
+            name = called if isinstance(called, str) else getattr(called, "id", "")
+            if name in {"integer", "choice", "boolean", "idempotency_key", "_position",
+                        "_partition"} and len(node.args) > 1:  # fmt: skip
+                found.add(_key(node.args[1]) or "")
+            elif name == "ValidationError" and isinstance(node.args[0], ast.Dict):
+                found.update(_key(k) or "" for k in node.args[0].keys if k is not None)
+            elif (
+                isinstance(error := getattr(errors, name, None), type)
+                and issubclass(error, errors.QueueyError)
+                and error.status == 400
+                and error is not errors.ValidationError
+            ):
+                found.add(name)
+    found.discard("")
+    return found
+
+
+def test_the_group_400_pattern_admits_every_key_the_code_reports() -> None:
+    keys = error_keys_in(inspect.getsource(groups))
+    items = {k for k in error_keys_in(inspect.getsource(messages.parse_item)) if "." in k}
+    assert {"group", "lease_seconds", "receipts", "to", "publish.0.queue"} <= keys
+    assert {"publish.0.body", "publish.0.ttl", "publish.0.idempotency_key"} <= items
+    # Also raised on the way: a body that is not JSON, an id that is not one.
+    keys |= items | {"InvalidJSON", "InvalidMessageID"}
+    response = DOC["components"]["responses"]["GroupBadRequest"]
+    error_msg = response["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+    pattern = error_msg["error_msg"]["propertyNames"]["pattern"]
+    assert sorted(k for k in keys if not re.fullmatch(pattern, k)) == []
+    for key in sorted(keys):
+        named = "publish.N.field" if key.startswith("publish.0.") else key
+        assert f"`{named}`" in response["description"], key
