@@ -5,58 +5,36 @@ created again sees none of the old groups); its ``gid`` names the group's
 incarnation. Its delivery state is one ``storage.window.Window`` per queue
 partition, a row of ``group_windows`` keyed by ``(gid, partition)``.
 
-Every change of a window is a compare-and-set (:meth:`Groups._change`): read
-the row, apply ``storage.window`` in memory, write it back with ``UPDATE ...
-IF version = ?`` (``INSERT ... IF NOT EXISTS`` for a first window). A lost
-race reads again at SERIAL and applies again, at most :data:`ATTEMPTS` times,
-then StoreUnavailable. So of two web nodes claiming one partition, one wins
-each round: a message is never leased twice. A write whose outcome the driver
-cannot tell (a Paxos timeout) is settled by a SERIAL read that looks for the
-write's own ``writer`` id. The Paxos phase always runs at SERIAL, also for
-weak queues (LOCAL_SERIAL would let two data centres lease one message); the
-commit and the plain reads run at the queue's levels (``session.py``: ONE,
-(LOCAL_)QUORUM, EACH_QUORUM, which Cassandra takes for an LWT's commit on a
-multi-DC keyspace). Lease times are judged by the web node's clock: nodes'
-clocks should agree (NTP) to well within a lease.
+Every window change is a compare-and-set (:meth:`Groups._change`): read the
+row, apply ``storage.window`` in memory, write it back with ``UPDATE ... IF
+version = ?`` (``INSERT ... IF NOT EXISTS`` for a first window); a lost race
+reads again at SERIAL and applies again, at most :data:`ATTEMPTS` times, then
+StoreUnavailable. So a message is never leased twice at once. A write whose
+outcome the driver cannot tell (a Paxos timeout) is settled by a SERIAL read
+looking for the write's own ``writer`` id. The Paxos phase runs at SERIAL
+for every queue (LOCAL_SERIAL would let two data centres lease one message),
+the commit and plain reads at the queue's levels. Lease times are judged by
+the web node's clock.
 
-Claims scan a partition from the window's start with the range reads of
-``messages.py``, hiding messages younger than the queue's settle delay (so an
-id committed late on another node is not skipped); expired messages are
-invisible (TTL), so a window only learns of those it had leased
-(``window.claim`` forgets them and counts them expired): a message that
-expires before any claim saw it is not counted in ``expired``.
+Claims scan from the window's start with the message store's range reads,
+hiding messages younger than the settle delay (an id committed late on
+another node is not skipped). Expired messages are invisible (TTL): a window
+counts only those it had leased as expired.
 
-Dead letters are posted to the dead letter queue before the window change
-that marks them dead is committed, through ``post_messages`` with an
-idempotency key made of (group, partition, seek epoch, message key): a retry
-after a lost race posts nothing twice. A change that then loses to a seek
-has posted a dead letter all the same (at least once).
+Dead letters are posted before the window change that marks them dead, with
+an idempotency key of (group, partition, seek epoch, message): a change
+applied again after a lost race posts nothing twice.
 
-Acknowledge and publish (all or nothing as far as Cassandra allows; see
-docs/groups-cassandra.md):
-
-1. The targets are checked current (QueueNotFound / QueueChanged: nothing
-   done), then every window is read at SERIAL and the receipts judged as for
-   an ack. Any lost: answered lost, nothing written.
-2. Guard: on each partition, by compare-and-set, the leases of the receipts
-   are extended to at least :data:`GUARD_TIMEOUTS` request timeouts from now
-   (never shortened; no write if none needs it), judged by the ack's rule. No
-   other consumer can lease the messages while they are published.
-3. The messages are posted with their idempotency keys (core derives them
-   from the receipts), so publishing again publishes nothing new.
-4. The receipts are acknowledged, by compare-and-set on each partition.
-
-A failure in step 2 (a race between the read and the guard: another claim of
-an expired at_least_once lease, a seek) answers lost with nothing
-acknowledged and nothing published; guarded leases elsewhere stay longer.
-A failure after step 3 began (the web node or Cassandra down: 503, or a
-connection cut) leaves the messages possibly stored and the receipts not
-acknowledged, their leases guarded: the same request retried before the
-guard ends finds its leases, publishes nothing new and acknowledges. Without
-a retry the leases end and the messages are delivered again, their new
-receipts publish again: the outputs are then stored twice (at least once,
-never lost). A seek or a group deletion racing steps 3-4 makes the receipts
-lost after the messages were stored: answered 409 with what was accepted.
+Acknowledge and publish (docs/groups-cassandra.md says what holds when a node
+dies midway): (1) the targets are checked and every receipt judged on windows
+read at SERIAL — any lost: nothing is written; (2) guard: by compare-and-set,
+each receipt's lease is extended to at least :data:`GUARD_TIMEOUTS` request
+timeouts, so no one else can lease the message meanwhile; (3) the messages
+are posted with their idempotency keys (derived from the receipts by core);
+(4) the receipts are acknowledged. A 200 is all of it; a failure after (2)
+is completed by the same request sent again within the guard, which
+publishes nothing new; without that retry the message is delivered again and
+its outputs may be stored twice, never lost.
 """
 
 from __future__ import annotations
