@@ -163,6 +163,8 @@ class Groups:
 
         Anything that is not a receipt this server issued for this group: 400.
         """
+        if isinstance(value, str):  # a form field: comma-separated (receipts hold no comma)
+            value = [item.strip() for item in value.split(",") if item.strip()]
         if not isinstance(value, list) or not value:
             raise ValidationError({"receipts": "Required"})
         if len(value) > MAX_RECEIPTS:

@@ -193,18 +193,22 @@ def claim(
     leased: list[Claimed] = []
     doomed: list[MessageKey] = []
     for key in scanned:
-        if len(leased) >= limit or in_flight >= rules.max_in_flight:
-            break
         record = by_key.get((key.ts, key.tail))
         if record is not None and (record.state in DONE or _live(record, now)):
             continue
+        if (
+            record is not None
+            and rules.max_deliveries
+            and record.deliveries >= rules.max_deliveries
+        ):
+            record.state = DEAD  # its last lease ended: out of the group, also when not claiming
+            doomed.append(key)
+            continue
+        if len(leased) >= limit or in_flight >= rules.max_in_flight:
+            continue  # nothing more to lease; the rest of the scan is only tidied
         if record is None:
             record = Record(key.ts, key.tail, LEASED, 0, 0, 0)
             window.records.append(record)
-        elif rules.max_deliveries and record.deliveries >= rules.max_deliveries:
-            record.state = DEAD
-            doomed.append(key)
-            continue
         _lease(window, record, rules, now, consumer)
         in_flight += record.state == LEASED
         leased.append(
@@ -213,6 +217,23 @@ def claim(
     window.records.sort(key=lambda r: (r.ts, r.tail))
     _advance(window, sorted([*scanned, *expired]), now)
     return leased, doomed
+
+
+def tidy(
+    window: Window,
+    scanned: Sequence[MessageKey],
+    rules: Rules,
+    now: int,
+    expired: Sequence[MessageKey] = (),
+) -> list[MessageKey]:
+    """Bring the window up to date without leasing (before a state read).
+
+    Counts expired messages, ends the leases that reached ``max_deliveries``
+    (returned, to dead-letter or drop) and moves ``start``: what a claim
+    would do first.
+    """
+    _, doomed = claim(window, 0, scanned, rules._replace(ordered=False), now, 0, None, expired)
+    return doomed
 
 
 def scan_size(window: Window, limit: int) -> int:

@@ -32,7 +32,7 @@ from queuey.storage.groups import (
 from queuey.storage.keys import MessageKey
 from queuey.storage.sqlite import messages as message_sql
 from queuey.storage.sqlite import queues as queue_sql
-from queuey.storage.sqlite.writer import Txn, now_ms
+from queuey.storage.sqlite.writer import Txn
 
 _COLUMNS = "id, name, guarantee, lease_seconds, max_deliveries, dead_letter_queue, ordered, created"
 
@@ -357,14 +357,21 @@ def seek(conn: sqlite3.Connection, group: Group, partitions: Sequence[int], to: 
         _save(conn, gid, partition, window)
 
 
-def report(conn: sqlite3.Connection, group: Group) -> GroupReport:
+def report(conn: sqlite3.Connection, txn: Txn, tail: bytes, group: Group) -> GroupReport:
+    """The state, after tidying each window (expired messages, dead letters) in this transaction."""
     _group_alive(conn, group)
     gid, qid = int(group.handle), int(group.queue.handle)
-    now = now_ms()
+    rules = _rules(group, 0)
+    now = txn.now_ms
     counters = w.Counters()
     partitions = []
     for partition in range(1, group.queue.partitions + 1):
         window = _load(conn, gid, partition)
+        alive, gone = _scan(conn, qid, partition, window.start, w.scan_size(window, 0), now)
+        doomed = w.tidy(window, alive, rules, now, gone)
+        if doomed or gone or alive:
+            _bury(conn, txn, tail, group, window, partition, doomed)
+            _save(conn, gid, partition, window)
         seen = w.state(window, partition, now)
         done = w.done_keys(window)
         start = window.start

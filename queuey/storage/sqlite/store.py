@@ -10,7 +10,7 @@ space in the background. The schema is migrated at start (``schema.py``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from queuey.storage.base import (
@@ -98,8 +98,22 @@ class SQLiteStorage:
         self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
         self._writer = Writer(refusals=(QueueNotFound, QueueChanged, GroupNotFound))
         self._secret: bytes | None = None
-        self._purger = Purger(self._writer, interval=purge_interval, batch=purge_batch)
+        self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._started = False
+
+    def observe(
+        self,
+        on_commit: Callable[[int, bool, float], None] | None = None,
+        on_purge: Callable[[int], None] | None = None,
+    ) -> None:
+        """The stats hook (optional on the storage contract; the HTTP layer's metrics use it).
+
+        ``on_commit(jobs, fsynced, seconds)`` after each writer transaction (on the
+        writer's thread): the group commit's size, and the time of its COMMIT;
+        ``on_purge(rows)`` after each background or explicit purge.
+        """
+        self._writer.on_commit = on_commit
+        self._purger.on_purge = on_purge
 
     @property
     def commits(self) -> int:
@@ -310,7 +324,11 @@ class SQLiteStorage:
         )
 
     async def report(self, group: Group) -> GroupReport:
-        return await self._readers.run(lambda conn: group_sql.report(conn, group))
+        tail = self._tail
+        return await self._writer.submit(
+            lambda conn, txn: group_sql.report(conn, txn, tail, group),
+            durable=group.queue.settings.consistency != "weak",
+        )
 
     # -- background purge ----------------------------------------------------
 
@@ -320,3 +338,15 @@ class SQLiteStorage:
         Each batch is its own writer job, so requests interleave with a long purge.
         """
         return await self._purger.run()
+
+
+class _Purger(Purger):
+    """The purge, telling the stats hook how many rows each run deleted."""
+
+    on_purge: Callable[[int], None] | None = None
+
+    async def run(self) -> int:
+        rows = await super().run()
+        if self.on_purge is not None:
+            self.on_purge(rows)
+        return rows
