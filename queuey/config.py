@@ -2,21 +2,26 @@
 
 Every setting is declared in ``SETTINGS`` with its type, default and help; a
 test checks that each one is documented in ``docs/configuration.md``. The
-``[application_keys]`` table is free-form (application name = list of keys).
-Precedence: command-line flags > ``QUEUEY_*`` environment variables > file >
-defaults. A bad configuration raises :class:`ConfigError` whose message is one
-line, ``PATH: section.key: problem``.
+``[application_keys]`` table is free-form (application name = list of keys);
+``[applications.NAME]`` tables hold each application's limits, whose keys are
+declared in ``APPLICATION_SETTINGS``. Precedence: command-line flags >
+``QUEUEY_*`` environment variables > file > defaults. A bad configuration
+raises :class:`ConfigError` whose message is one line, ``PATH: section.key:
+problem``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 APP_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -38,7 +43,10 @@ class Setting:
 
     @property
     def attr(self) -> str:
-        return f"{self.section}_{self.key}" if self.section in ("storage", "cors") else self.key
+        if self.key == "NAME":  # a table per application: [applications.NAME]
+            return self.section
+        prefixed = self.section in ("storage", "cors", "metrics")
+        return f"{self.section}_{self.key}" if prefixed else self.key
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -102,6 +110,22 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a queue read for a write may be reused for the next writes (0: never).",
     ),
     Setting("server", "queue_cache_size", int, 10_000, "Queues that cache holds, per process."),
+    Setting("server", "access_log", bool, True, "One line per request on standard error."),
+    Setting("server", "log_format", str, "text", 'Access log lines as "text" or "json".'),
+    Setting(
+        "server",
+        "trusted_proxies",
+        list,
+        (),
+        "Addresses or networks (CIDR) of proxies whose X-Forwarded-For names the client.",
+    ),
+    Setting(
+        "metrics",
+        "allow",
+        list,
+        ("127.0.0.0/8", "::1"),
+        "Client addresses or networks (CIDR) that may read /__metrics__.",
+    ),
     Setting("cors", "origins", list, (), 'Origins allowed cross-origin access; "*" for any.'),
     Setting("limits", "max_message_bytes", int, 262144, "Largest message body, UTF-8 bytes."),
     Setting("limits", "max_request_bytes", int, 8388608, "Largest request body, bytes."),
@@ -119,11 +143,62 @@ SETTINGS: tuple[Setting, ...] = (
         10_000,
         "Messages of one consumer group partition leased at once, at most.",
     ),
+    Setting(
+        "limits",
+        "anonymous_requests_per_second",
+        float,
+        0.0,
+        "Rate of requests without credentials, per client address (0: no limit).",
+    ),
+    Setting(
+        "limits",
+        "anonymous_burst",
+        float,
+        0.0,
+        "Burst of requests without credentials, per client address (0: the rate, at least 1).",
+    ),
+    Setting(
+        "applications",
+        "NAME",
+        dict,
+        MappingProxyType({}),
+        "Limits of application NAME: the keys of APPLICATION_SETTINGS.",
+    ),
+)
+
+#: The keys of an ``[applications.NAME]`` table (``section`` is the table's name).
+APPLICATION_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "applications.NAME",
+        "requests_per_second",
+        float,
+        0.0,
+        "Requests per second of this application, per process (0: no limit).",
+    ),
+    Setting(
+        "applications.NAME",
+        "burst",
+        float,
+        0.0,
+        "Requests this application may make at once (0: the rate, at least 1).",
+    ),
+    Setting(
+        "applications.NAME", "max_queues", int, 0, "Queues this application may have (0: no limit)."
+    ),
 )
 
 
 #: Every declared setting's default, by its attribute on :class:`Settings`.
 DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationLimits:
+    """One ``[applications.NAME]`` table (defaults declared in ``APPLICATION_SETTINGS``)."""
+
+    requests_per_second: float = 0.0
+    burst: float = 0.0
+    max_queues: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +228,15 @@ class Settings:
     max_request_bytes: int = DEFAULTS["max_request_bytes"]
     idempotency_window: int = DEFAULTS["idempotency_window"]
     max_in_flight: int = DEFAULTS["max_in_flight"]
+    access_log: bool = DEFAULTS["access_log"]
+    log_format: str = DEFAULTS["log_format"]
+    trusted_proxies: tuple[str, ...] = DEFAULTS["trusted_proxies"]
+    metrics_allow: tuple[str, ...] = DEFAULTS["metrics_allow"]
+    anonymous_requests_per_second: float = DEFAULTS["anonymous_requests_per_second"]
+    anonymous_burst: float = DEFAULTS["anonymous_burst"]
+    applications: Mapping[str, ApplicationLimits] = field(
+        default_factory=lambda: DEFAULTS["applications"]
+    )
     application_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     path: str | None = None
 
@@ -167,9 +251,18 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: must be a list of strings")
+        if setting.key in NETWORK_LISTS:
+            for item in value:
+                if network_problem(item):
+                    raise ConfigError(f"{where}: {network_problem(item)}")
         return tuple(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {kind.__name__}, not {type(value).__name__}")
+    choices = CHOICES.get(setting.key)
+    if choices is not None and value not in choices:
+        raise ConfigError(f'{where}: "{value}" is not one of {", ".join(choices)}')
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number")
     problem = RANGES.get(setting.key)
     if problem is not None and isinstance(value, int):
         complaint = problem(value)
@@ -210,6 +303,20 @@ def window_problem(value: int) -> str | None:
         return f"{_shown(value)} is greater than maximum value {MAX_WINDOW}"
     return at_least_one(value)
 
+
+def network_problem(value: str) -> str | None:
+    """What is wrong with an IP address or a network in CIDR notation."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f'"{value[:60]}" is not an IP address or network'
+    return None
+
+
+#: Settings that list IP addresses or networks.
+NETWORK_LISTS = frozenset({"trusted_proxies", "allow"})
+#: Settings that take one of a few strings.
+CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json")}
 
 RANGES: dict[str, Callable[[int], str | None]] = {
     "port": port_problem,
@@ -257,15 +364,42 @@ def _application_keys(path: str, table: Any) -> dict[str, tuple[str, ...]]:
     return keys
 
 
+def _applications(path: str, table: Any) -> dict[str, ApplicationLimits]:
+    """The ``[applications.NAME]`` tables; a burst under 1 would never let a request in."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: applications: must be a table of [applications.NAME] tables")
+    by_key = {s.key: s for s in APPLICATION_SETTINGS}
+    found: dict[str, ApplicationLimits] = {}
+    for app, limits in table.items():
+        if not isinstance(limits, dict):
+            raise ConfigError(f"{path}: applications.{app}: must be a table")
+        values: dict[str, Any] = {}
+        for key, value in limits.items():
+            where = f"{path}: applications.{app}.{key}"
+            setting = by_key.get(key)
+            if setting is None:
+                raise ConfigError(f"{where}: unknown setting")
+            values[key] = _convert(setting, value, where)
+        burst = values.get("burst", 0.0)
+        if 0 < burst < 1:
+            raise ConfigError(f"{path}: applications.{app}.burst: must be 0 (the rate) or >= 1")
+        found[app] = ApplicationLimits(**values)
+    return found
+
+
 def parse(path: str, document: Mapping[str, Any]) -> Settings:
     """Settings from a parsed TOML document (``path`` names it in errors)."""
     by_name = {(s.section, s.key): s for s in SETTINGS}
     sections = {s.section for s in SETTINGS}
     values: dict[str, Any] = {}
     app_keys: dict[str, tuple[str, ...]] = {}
+    applications: dict[str, ApplicationLimits] = {}
     for section, table in document.items():
         if section == "application_keys":
             app_keys = _application_keys(path, table)
+            continue
+        if section == "applications":
+            applications = _applications(path, table)
             continue
         if section not in sections:
             raise ConfigError(f"{path}: {section}: unknown section")
@@ -276,7 +410,14 @@ def parse(path: str, document: Mapping[str, Any]) -> Settings:
             if setting is None:
                 raise ConfigError(f"{path}: {section}.{key}: unknown setting")
             values[setting.attr] = _convert(setting, value, f"{path}: {section}.{key}")
-    return Settings(application_keys=app_keys, path=path, **values)
+    for app in applications:
+        if app not in app_keys:
+            raise ConfigError(f"{path}: applications.{app}: no key in application_keys")
+    if 0 < values.get("anonymous_burst", 0.0) < 1:
+        raise ConfigError(f"{path}: limits.anonymous_burst: must be 0 (the rate) or >= 1")
+    return Settings(
+        application_keys=app_keys, applications=MappingProxyType(applications), path=path, **values
+    )
 
 
 def load(

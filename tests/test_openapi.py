@@ -76,6 +76,9 @@ def check(response: httpx.Response) -> tuple[str, str, int]:
     if method == "head":
         assert response.content == b"", "HEAD answers have no body"
         return template, method, status
+    if "text/plain" in answer.get("content", {}):  # the metrics
+        assert response.headers["content-type"].startswith("text/plain")
+        return template, method, status
     escaped = template.replace("~", "~0").replace("/", "~1")
     pointer = (
         answer["$ref"][1:] if "$ref" in answer else f"/paths/{escaped}/{where}/responses/{status}"
@@ -156,6 +159,9 @@ def calls(q: str, key: str) -> list[Call]:
         (405, "POST", "/__version__", {}),
         (200, "GET", "/openapi.json", {}),
         (200, "HEAD", "/openapi.json", {}),
+        (200, "GET", "/__metrics__", {}),
+        (200, "HEAD", "/__metrics__", {}),
+        (405, "POST", "/__metrics__", {}),
         (200, "DELETE", q, {}),
         (404, "DELETE", q, {}),
     ]

@@ -3,17 +3,21 @@
 ``QueueyApp`` is a plain ASGI callable (so httpx's ASGI transport drives it
 in-process in tests, and granian serves it): it finds the route of the path's
 segments, calls the endpoint, and turns every error into the JSON error
-shape. Only here does the HTTP layer touch storage: to open the backend the
-settings name and hand it to core.
+shape. The observer (request ids, access log, metrics) wraps everything, CORS
+included. Only here does the HTTP layer touch storage: to open the backend
+the settings name, give its optional stats hook the metrics, and hand it to
+core.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from queuey.api import ops
+from queuey.api.clients import ClientAddress
 from queuey.api.groups import GroupRoutes
 from queuey.api.http import (
     ASGIApp,
@@ -26,22 +30,36 @@ from queuey.api.http import (
     json_response,
     path_segments,
 )
+from queuey.api.metrics import Metrics
 from queuey.api.middleware import CORSMiddleware
+from queuey.api.observe import ROUTE, AccessLog, Observer
 from queuey.api.routes import V1
 from queuey.api.routing import Router
 from queuey.config import Settings, load
 from queuey.core.auth import ApplicationKeys, Authentication
-from queuey.core.errors import MethodNotAllowed, NotFound, QueueyError, from_storage
+from queuey.core.errors import (
+    MethodNotAllowed,
+    NotFound,
+    QueueyError,
+    StorageUnavailable,
+    TooManyRequests,
+    from_storage,
+)
+from queuey.core.limits import Rate, RateLimiter
 from queuey.core.messages import Limits
 from queuey.core.service import QueueService
 from queuey.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
+#: Seconds between two samples of the held reads of this process (for its metrics).
+SAMPLE_SECONDS = 1.0
 
 
 def error_response(error: QueueyError) -> Response:
     allow = error.allow if isinstance(error, MethodNotAllowed) else None
     headers = [(b"allow", allow.encode())] if allow else []
+    if isinstance(error, TooManyRequests):
+        headers.append((b"retry-after", str(error.retry_after).encode()))
     body = {"status": "error", "error_msg": dict(error.fields), **error.extra}
     return json_response(body, error.status, headers)
 
@@ -63,23 +81,51 @@ class QueueyApp:
     """Queuey as an ASGI app; the storage starts and stops with the lifespan."""
 
     def __init__(
-        self, service: QueueService, router: Router, cors_origins: tuple[str, ...] = ()
+        self,
+        service: QueueService,
+        router: Router,
+        cors_origins: tuple[str, ...] = (),
+        metrics: Metrics | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.service = service
         self.router = router
         self.routes = router.routes
-        self._handle: ASGIApp = self._http
+        self.metrics = metrics
+        handle: ASGIApp = self._http
         if cors_origins:
-            self._handle = CORSMiddleware(self._http, cors_origins)
+            handle = CORSMiddleware(handle, cors_origins)
+        self._handle: ASGIApp = handle
+        if metrics is not None or access_log is not None:
+            self._handle = Observer(handle, self.route_of, access_log, metrics)
+
+    def route_of(self, scope: Scope) -> str:
+        """The template of the route a path matches, or "-"."""
+        found = self.router.find(path_segments(scope))
+        return found[0].path if found is not None else "-"
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Start the store; close it at the end (tests enter this themselves)."""
         await self.service.storage.start()
+        sampler = None
+        if self.metrics is not None:
+            sampler = asyncio.get_running_loop().create_task(self._sample(self.metrics))
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
             await self.service.storage.close()
+
+    async def _sample(self, metrics: Metrics) -> None:
+        """Keep this process's held reads current: each worker writes its own gauge."""
+        waiters = self.service.messages.waiters
+        while True:
+            metrics.held.set(waiters.count)
+            await asyncio.sleep(SAMPLE_SECONDS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -94,6 +140,7 @@ class QueueyApp:
             if found is None:
                 raise NotFound()
             route, params = found
+            scope[ROUTE] = route.path
             endpoint = route.endpoints.get(scope["method"])
             if endpoint is None:
                 raise MethodNotAllowed(allow=", ".join(sorted(route.methods)))
@@ -102,7 +149,10 @@ class QueueyApp:
             log.debug("client went away during %s %s", scope["method"], scope["path"])
             return
         except Exception as exc:  # noqa: BLE001 - the one handler: every error is JSON
-            response = error_response(as_queuey_error(exc))
+            error = as_queuey_error(exc)
+            if isinstance(error, StorageUnavailable) and self.metrics is not None:
+                self.metrics.storage_error()
+            response = error_response(error)
         await response.send(send, head=scope["method"] == "HEAD")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -140,8 +190,19 @@ def storage_for(settings: Settings) -> Storage:
     )
 
 
+def limiter_for(settings: Settings) -> RateLimiter:
+    """The rate limits of ``[applications.NAME]`` and ``[limits] anonymous_*``."""
+    rates = {
+        app: rate
+        for app, limits in settings.applications.items()
+        if (rate := Rate.of(limits.requests_per_second, limits.burst)) is not None
+    }
+    anonymous = Rate.of(settings.anonymous_requests_per_second, settings.anonymous_burst)
+    return RateLimiter(rates, anonymous)
+
+
 def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
-    """Queuey for these settings, as an ASGI app (CORS outermost)."""
+    """Queuey for these settings, as an ASGI app (the observer, then CORS, outermost)."""
     store = storage if storage is not None else storage_for(settings)
     service = QueueService(
         store,
@@ -150,11 +211,31 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
         cache_size=settings.queue_cache_size,
         max_in_flight=settings.max_in_flight,
     )
+    service.queues.max_queues = {
+        app: limits.max_queues
+        for app, limits in settings.applications.items()
+        if limits.max_queues > 0
+    }
+    metrics = Metrics()
+    # Optional on the storage contract: backends that report figures of their own (SQLite).
+    observe = getattr(store, "observe", None)
+    if callable(observe):
+        observe(on_commit=metrics.commit, on_purge=metrics.purged)
+    client_address = ClientAddress(settings.trusted_proxies)
     authentication = Authentication([ApplicationKeys(settings.application_keys)])
-    v1 = V1(service, authentication, frozenset(settings.application_keys))
+    v1 = V1(
+        service,
+        authentication,
+        frozenset(settings.application_keys),
+        limiter=limiter_for(settings),
+        client_address=client_address,
+        metrics=metrics,
+    )
     groups = GroupRoutes(v1, service.groups)
-    router = Router([*v1.routes(), *groups.routes(), *ops.routes(service)])
-    return QueueyApp(service, router, settings.cors_origins)
+    operations = ops.routes(service, metrics, client_address, settings.metrics_allow)
+    router = Router([*v1.routes(), *groups.routes(), *operations])
+    access_log = AccessLog(settings.log_format) if settings.access_log else None
+    return QueueyApp(service, router, settings.cors_origins, metrics, access_log)
 
 
 def from_environment() -> ASGIApp:

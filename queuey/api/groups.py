@@ -1,20 +1,23 @@
 """The consumer-group endpoints (SPEC §6), under /v1/{app}/{queue}/groups.
 
 Checks in the contract's order: 401 → unknown application (404) → unknown
-queue (404) → rights (403) → unknown group (404) → body size (413) →
-validation (400). The owner manages groups; those who may consume
-(``core.access.may_consume``) list them, read their state and consume.
+queue (404) → rights (403) → rate limit (429, with the rights: ``V1.grant``)
+→ unknown group (404) → body size (413) → validation (400). The owner
+manages groups; those who may consume (``core.access.may_consume``) list
+them, read their state and consume.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from queuey.api.http import OK, Request, Response, json_response
-from queuey.api.routes import V1, require
+from queuey.api.routes import V1
 from queuey.api.routing import Route, route
 from queuey.core.access import is_owner, may_consume
 from queuey.core.auth import Principals
+from queuey.core.errors import LeaseLost
 from queuey.core.groups import Groups
 from queuey.core.queues import Queue
 from queuey.storage.groups import Action
@@ -30,10 +33,7 @@ class GroupRoutes:
     async def _consumer(self, request: Request, manage: bool = False) -> tuple[Principals, Queue]:
         principals, queue = await self.v1.queue(request)
         owner = is_owner(principals, queue.app)
-        if manage:
-            require(owner)
-        else:
-            require(owner or may_consume(principals, queue))
+        self.v1.grant(request, owner if manage else owner or may_consume(principals, queue))
         return principals, queue
 
     async def list_groups(self, request: Request) -> Response:
@@ -59,24 +59,39 @@ class GroupRoutes:
 
     async def _consume(self, request: Request) -> tuple[Any, dict[str, Any]]:
         principals, queue = await self.v1.queue(request)
-        require(may_consume(principals, queue))
+        self.v1.grant(request, may_consume(principals, queue))
         group = await self.groups.find(queue, request.params["group"])
         return group, await self.v1.fields(request)
 
     async def claim(self, request: Request) -> Response:
         group, fields = await self._consume(request)
-        return json_response(await self.groups.claim(group, fields))
+        answer = await self.groups.claim(group, fields)
+        self.v1.count("delivered", group.queue.app, len(answer["messages"]))
+        return json_response(answer)
 
     def _settle(self, action: Action) -> Any:
         async def endpoint(request: Request) -> Response:
             principals, queue = await self.v1.queue(request)
-            require(may_consume(principals, queue))
+            self.v1.grant(request, may_consume(principals, queue))
             group = await self.groups.find(queue, request.params["group"])
             fields = await self.v1.fields(request)
             owner = is_owner(principals, queue.app)  # acknowledge-and-publish needs it
-            return json_response(await self.groups.settle(group, action, fields, owner))
+            try:
+                answer = await self.groups.settle(group, action, fields, owner)
+            except LeaseLost as lost:
+                self._settled(queue.app, lost.extra)
+                raise
+            self._settled(queue.app, answer)
+            return json_response(answer)
 
         return endpoint
+
+    def _settled(self, app: str, outcome: Mapping[str, Any]) -> None:
+        """Count what an acknowledgement (or release, extension) did and lost, for the metrics."""
+        self.v1.count("acknowledged", app, len(outcome.get("acknowledged", ())))
+        self.v1.count("posted", app, len(outcome.get("published", ())))
+        if self.v1.metrics is not None:
+            self.v1.metrics.lost(app, len(outcome.get("lost", ())))
 
     async def seek(self, request: Request) -> Response:
         group, fields = await self._consume(request)

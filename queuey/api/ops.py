@@ -1,15 +1,20 @@
-"""Operations endpoints: heartbeats, version, and the OpenAPI document."""
+"""Operations endpoints: heartbeats, version, the OpenAPI document, and the metrics."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from queuey import __version__
+from queuey.api.clients import ClientAddress, Networks
 from queuey.api.http import OK, Request, Response, json_response
+from queuey.api.metrics import Metrics
 from queuey.api.routing import Route, route
+from queuey.config import DEFAULTS
+from queuey.core.errors import AccessDenied
 from queuey.core.service import QueueService
 
 
@@ -22,7 +27,14 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def routes(service: QueueService) -> list[Route]:
+def routes(
+    service: QueueService,
+    metrics: Metrics | None = None,
+    client_address: ClientAddress | None = None,
+    metrics_allow: Iterable[str] = DEFAULTS["metrics_allow"],
+) -> list[Route]:
+    """The operations routes; ``/__metrics__`` with ``metrics``, for ``metrics_allow`` only."""
+
     async def heartbeat(request: Request) -> Response:
         await service.ping()  # 503 StorageUnavailable when the store does not answer
         return json_response(OK)
@@ -38,9 +50,21 @@ def routes(service: QueueService) -> list[Route]:
     async def openapi(request: Request) -> Response:
         return Response(openapi_body)
 
-    return [
+    found = [
         route("/__heartbeat__", get=heartbeat),
         route("/__lbheartbeat__", get=lbheartbeat),
         route("/__version__", get=version),
         route("/openapi.json", get=openapi),
     ]
+    if metrics is None:
+        return found
+    allow = Networks(metrics_allow)
+    address = client_address or ClientAddress()
+
+    async def scrape(request: Request) -> Response:
+        if address(request.scope) not in allow:
+            raise AccessDenied()
+        metrics.held.set(service.messages.waiters.count)  # this process's, current
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return [*found, route("/__metrics__", get=scrape)]

@@ -1,8 +1,10 @@
 """The /v1 endpoints: each resolves caller, application, queue and rights, then calls core.
 
 Checks run in the order of the contract: unknown key (401) -> unknown
-application (404) -> unknown queue (404) -> rights (403) -> body size (413) ->
-validation (400, in core).
+application (404) -> unknown queue (404) -> rights (403) -> rate limit (429)
+-> body size (413) -> validation (400, in core) -> quota (403, in core).
+Rights and the rate limit are one step, :meth:`V1.grant`, that every /v1
+endpoint (consumer groups included) passes.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from queuey.api.clients import ClientAddress
 from queuey.api.http import OK, BodyTooLarge, Request, Response, json_response
+from queuey.api.metrics import Metrics
+from queuey.api.observe import CALLER
 from queuey.api.routing import Route, route
 from queuey.core.access import is_owner, may_consume, may_read
 from queuey.core.auth import Authentication, Principals
 from queuey.core.errors import AccessDenied, InvalidJSON, NotFound, PayloadTooLarge
+from queuey.core.limits import RateLimiter
 from queuey.core.queues import Queue
 from queuey.core.service import QueueService
 from queuey.core.validation import parse_integer
@@ -48,16 +54,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def require(allowed: bool) -> None:
-    if not allowed:
-        raise AccessDenied()
-
-
 class V1:
     """The v1 API of one deployment: its applications, their credentials, the service."""
 
     def __init__(
-        self, service: QueueService, authentication: Authentication, applications: frozenset[str]
+        self,
+        service: QueueService,
+        authentication: Authentication,
+        applications: frozenset[str],
+        limiter: RateLimiter | None = None,
+        client_address: ClientAddress | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.queues = service.queues
@@ -65,13 +72,49 @@ class V1:
         self.authentication = authentication
         self.applications = applications
         self.max_request_bytes = service.limits.max_request_bytes
+        self.limiter = limiter if limiter is not None and limiter.active else None
+        self.client_address = client_address or ClientAddress()
+        self.metrics = metrics
 
     # -- who, where, what ------------------------------------------------------
 
     async def _caller(self, request: Request) -> Principals:
+        """The principals of the request; the first application among them noted in the scope.
+
+        A request authenticated as several applications counts against the first
+        (SPEC §2): the first ``Application`` credential of the header.
+        """
         # Several Authorization headers count as one joined with ";" (SPEC §2).
         header = ";".join(request.header_list(b"authorization"))
-        return await self.authentication.principals(header)
+        principals = await self.authentication.principals(header)
+        apps = [p for p in principals if p.startswith("app:")]
+        if len(apps) > 1:
+            apps = [await self._first_application(header)]
+        if apps:
+            request.scope[CALLER] = apps[0][len("app:") :]
+        return principals
+
+    async def _first_application(self, header: str) -> str:
+        for part in header.split(";"):
+            scheme, _, _ = part.strip().partition(" ")
+            if scheme.lower() == "application":
+                (first,) = await self.authentication.principals(part)
+                return first
+        raise AssertionError("several applications without an Application credential")
+
+    def grant(self, request: Request, allowed: bool) -> None:
+        """Rights (403), then the caller's rate limit (429): every /v1 endpoint passes here."""
+        if not allowed:
+            raise AccessDenied()
+        if self.limiter is not None:
+            self.limiter.admit(
+                request.scope.get(CALLER), lambda: self.client_address(request.scope)
+            )
+
+    def count(self, event: str, app: str, number: int) -> None:
+        """Messages ``posted``, ``read``, ``delivered`` or ``acknowledged`` (for the metrics)."""
+        if self.metrics is not None:
+            self.metrics.count(event, app, number)
 
     def _app(self, request: Request) -> str:
         app = request.params["app"]
@@ -118,26 +161,26 @@ class V1:
     async def list_queues(self, request: Request) -> Response:
         principals = await self._caller(request)
         app = self._app(request)
-        require(is_owner(principals, app))
+        self.grant(request, is_owner(principals, app))
         return json_response(await self.queues.list(app, request.query))
 
     async def create_queue(self, request: Request) -> Response:
         principals = await self._caller(request)
         app = self._app(request)
-        require(is_owner(principals, app))
+        self.grant(request, is_owner(principals, app))
         fields = await self.fields(request)
         result, created = await self.queues.create(app, fields)
         return json_response(result, 201 if created else 200)
 
     async def update_queue(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        require(is_owner(principals, queue.app))
+        self.grant(request, is_owner(principals, queue.app))
         fields = await self.fields(request)
         return json_response(await self.queues.update(queue, fields))
 
     async def delete_queue(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        require(is_owner(principals, queue.app))
+        self.grant(request, is_owner(principals, queue.app))
         await self.queues.delete(queue)
         return json_response(OK)
 
@@ -145,7 +188,7 @@ class V1:
 
     async def post_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request, for_writing=True)
-        require(is_owner(principals, queue.app))
+        self.grant(request, is_owner(principals, queue.app))
         body = await self._body(request)
         if request.media_type == "application/json":
             posted = await self.messages.post_batch(queue, _json(body))
@@ -158,23 +201,26 @@ class V1:
                 request.header(b"x-partition"),
                 request.header(b"x-idempotency-key"),
             )
+        self.count("posted", queue.app, len(posted))
         return json_response({"status": "ok", "messages": posted}, 201)
 
     async def read_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        require(may_read(principals, queue))
+        self.grant(request, may_read(principals, queue))
         messages = await self.messages.read(queue, request.query)
+        self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
 
     async def get_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        require(may_read(principals, queue))
+        self.grant(request, may_read(principals, queue))
         messages = await self.messages.get_by_ids(queue, request.params["ids"])
+        self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
 
     async def put_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request, for_writing=True)
-        require(is_owner(principals, queue.app))
+        self.grant(request, is_owner(principals, queue.app))
         body = await self._body(request)
         await self.messages.put_by_ids(
             queue,
@@ -187,7 +233,7 @@ class V1:
 
     async def delete_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        require(may_consume(principals, queue))
+        self.grant(request, may_consume(principals, queue))
         await self.messages.delete_by_ids(queue, request.params["ids"])
         return json_response(OK)
 

@@ -8,12 +8,14 @@ that maps them into this catalog.
     QueueyError
     ├── InvalidApplicationKey   401
     ├── AccessDenied            403
+    ├── QuotaExceeded           403  (an application's most queues)
     ├── NotFound                404  (unknown application or path)
     ├── InvalidQueueName        404  (unknown queue)
     ├── InvalidGroupName        404  (unknown consumer group)
     ├── MethodNotAllowed        405
     ├── LeaseLost               409  (with what was done and what was lost)
     ├── PayloadTooLarge         413
+    ├── TooManyRequests         429  (with the seconds to wait: Retry-After)
     ├── InvalidJSON             400
     ├── InvalidMessageID        400
     ├── InvalidUpdate           400
@@ -59,6 +61,11 @@ class AccessDenied(QueueyError):
     default_message = "Access was denied to this resource."
 
 
+class QuotaExceeded(QueueyError):
+    status = 403
+    default_message = "This application has as many queues as it may have."
+
+
 class NotFound(QueueyError):
     status = 404
     default_message = "Nothing was found at this path."
@@ -81,6 +88,17 @@ class MethodNotAllowed(QueueyError):
 class PayloadTooLarge(QueueyError):
     status = 413
     default_message = "The request body is too large."
+
+
+class TooManyRequests(QueueyError):
+    """Over a rate limit (SPEC §9); ``retry_after``: whole seconds until a request may pass."""
+
+    status = 429
+    default_message = "Too many requests; try again later."
+
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidJSON(QueueyError):

@@ -6,10 +6,17 @@ settings, and storage refuses a write to a deleted queue (``QueueNotFound``) or
 with settings that changed since (``QueueChanged``), so a stale copy can never
 store wrongly — the message path reads the queue again and retries once.
 Everything else reads the store.
+
+Quotas (SPEC §9): an application with ``max_queues`` may not create a queue
+past it (403 ``QuotaExceeded``, after validation); creating one that exists
+is answered as always. The count is the store's listing, taken under a lock
+per application, so creations through one process never pass the quota;
+creations racing in several processes at once may pass it by one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -17,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from queuey.core import validation as v
-from queuey.core.errors import InvalidQueueName, InvalidUpdate, ValidationError
+from queuey.core.errors import InvalidQueueName, InvalidUpdate, QuotaExceeded, ValidationError
 from queuey.storage.base import Queue, QueueSettings, Storage
 
 # Queue is re-exported: the HTTP layer names it without importing storage.
@@ -55,6 +62,9 @@ class Queues:
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self._recent: OrderedDict[tuple[str, str], tuple[float, Queue]] = OrderedDict()
+        #: Most queues per application (absent or 0: no limit), set by whoever wires the service.
+        self.max_queues: Mapping[str, int] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
 
     async def find(self, app: str, name: str, *, for_writing: bool = False) -> Queue:
         """The queue, or :class:`InvalidQueueName` (404) when malformed or absent.
@@ -125,12 +135,29 @@ class Queues:
     async def create(self, app: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create a queue; returns its settings and whether it is new (201) or existed (200)."""
         errors: v.Errors = {}
-        name = v.queue_name(body.get("queue_name"), "queue_name", errors) or uuid.uuid4().hex
+        given = v.queue_name(body.get("queue_name"), "queue_name", errors)
+        name = given or uuid.uuid4().hex
         settings = self._settings(body, errors, QueueSettings())
         raise_if(errors)
-        queue, created = await self.storage.create_queue(app, name, settings)
+        most = self.max_queues.get(app, 0)
+        if most > 0:
+            lock = self._creating.setdefault(app, asyncio.Lock())
+            async with lock:
+                if not given or await self.storage.get_queue(app, name) is None:
+                    await self._within_quota(app, most)
+                queue, created = await self.storage.create_queue(app, name, settings)
+        else:
+            queue, created = await self.storage.create_queue(app, name, settings)
         self._remember(queue)
         return {"status": "ok", **queue_info(queue)}, created
+
+    async def _within_quota(self, app: str, most: int) -> None:
+        """403 ``QuotaExceeded`` when ``app`` has ``most`` queues already."""
+        if len(await self.storage.list_queues(app, None, most)) >= most:
+            raise QuotaExceeded(
+                f"Application {app} has {most} queues, as many as it may have;"
+                " delete one to create another."
+            )
 
     async def update(self, queue: Queue, body: Mapping[str, Any]) -> dict[str, Any]:
         errors: v.Errors = {}

@@ -107,6 +107,10 @@ class Writer:
         #: Transactions committed, and how many of them were fsynced (for tests and stats).
         self.commits = 0
         self.synced_commits = 0
+        #: Stats hook: called on the writer thread after each transaction with the jobs it
+        #: ran, whether it was fsynced, and the seconds its COMMIT took (the fsync, if any).
+        self.on_commit: Callable[[int, bool, float], None] | None = None
+        self._commit_seconds = 0.0
 
     @property
     def alive(self) -> bool:
@@ -186,6 +190,8 @@ class Writer:
                 self.commits += 1
                 self.synced_commits += synchronous == "FULL"
                 _resolve(outcomes)
+                if self.on_commit is not None:
+                    self._report(len(batch), synchronous == "FULL")
                 if stop:
                     return
         finally:
@@ -203,6 +209,14 @@ class Writer:
                     leftovers.append((pending, None, StoreUnavailable("the store is closed")))
             _resolve(leftovers)
 
+    def _report(self, jobs: int, synced: bool) -> None:
+        """Call the stats hook; its failure must not stop the writer."""
+        assert self.on_commit is not None
+        try:
+            self.on_commit(jobs, synced, self._commit_seconds)
+        except Exception:
+            log.exception("the writer's stats hook failed")
+
     def _run(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[_Outcome]:
         """Run every job in one transaction and commit once (see the module's "Failures")."""
         outcomes: list[_Outcome] = []
@@ -217,7 +231,9 @@ class Writer:
                 else:
                     outcomes.append((pending, value, None))
             txn._finish()
+            began = time.perf_counter()
             conn.execute("COMMIT")
+            self._commit_seconds = time.perf_counter() - began
         except Exception as exc:  # handed to the waiting requests as StoreUnavailable
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
