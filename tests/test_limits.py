@@ -17,11 +17,23 @@ from queuey.config import APPLICATION_SETTINGS, ApplicationLimits, ConfigError, 
 from queuey.core.errors import TooManyRequests
 from queuey.core.limits import Rate, RateLimiter, retry_after
 from tests.api_support import error, ok
-from tests.conftest import APP1, APP2, ROOT, auth, make_queue
+from tests.conftest import ALLOWED_ORIGIN, APP1, APP2, KEYS, ROOT, auth, make_queue
 
 BIG = b"x" * 70_000  # over max_request_bytes (64 KiB in the test settings)
 #: A rate slow enough that no token comes back during a test: only the burst passes.
 SLOW = 0.01
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Settings:
+    """The test settings on a SQLite file, for what does not depend on the store (quotas do)."""
+    return Settings(
+        storage_url=f"sqlite:///{tmp_path / 'queuey.db'}",
+        application_keys=KEYS,
+        cors_origins=(ALLOWED_ORIGIN,),
+        max_message_bytes=1024,
+        max_request_bytes=64 * 1024,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -52,8 +64,8 @@ def too_many(response: httpx.Response) -> int:
 # -- per application ---------------------------------------------------------------
 
 
-async def test_over_the_burst_is_429_with_retry_after(settings: Settings) -> None:
-    app_settings = limited(settings, app1=ApplicationLimits(requests_per_second=0.5, burst=3))
+async def test_over_the_burst_is_429_with_retry_after(local: Settings) -> None:
+    app_settings = limited(local, app1=ApplicationLimits(requests_per_second=0.5, burst=3))
     async with running(app_settings) as app, connect(app) as client:
         for _ in range(3):
             ok(await client.get("/v1/app1", headers=APP1))
@@ -64,9 +76,9 @@ async def test_over_the_burst_is_429_with_retry_after(settings: Settings) -> Non
         assert (head.status_code, head.content, head.headers["retry-after"]) == (429, b"", "2")
 
 
-async def test_burst_defaults_to_the_rate(settings: Settings) -> None:
+async def test_burst_defaults_to_the_rate(local: Settings) -> None:
     async with (
-        running(limited(settings, app1=ApplicationLimits(requests_per_second=4))) as app,
+        running(limited(local, app1=ApplicationLimits(requests_per_second=4))) as app,
         connect(app) as client,
     ):
         statuses = [(await client.get("/v1/app1", headers=APP1)).status_code for _ in range(6)]
@@ -74,9 +86,9 @@ async def test_burst_defaults_to_the_rate(settings: Settings) -> None:
         assert statuses[-1] == 429
 
 
-async def test_refused_requests_do_not_count(settings: Settings) -> None:
+async def test_refused_requests_do_not_count(local: Settings) -> None:
     async with (
-        running(limited(settings, app1=ApplicationLimits(requests_per_second=5, burst=2))) as app,
+        running(limited(local, app1=ApplicationLimits(requests_per_second=5, burst=2))) as app,
         connect(app) as client,
     ):
         for _ in range(2):
@@ -88,12 +100,12 @@ async def test_refused_requests_do_not_count(settings: Settings) -> None:
         assert (await client.get("/v1/app1", headers=APP1)).status_code == 429
 
 
-async def test_applications_have_their_own_buckets(settings: Settings) -> None:
+async def test_applications_have_their_own_buckets(local: Settings) -> None:
     limits = {
         "app1": ApplicationLimits(requests_per_second=SLOW, burst=2),
         "app2": ApplicationLimits(requests_per_second=SLOW, burst=2),
     }
-    async with running(limited(settings, **limits)) as app, connect(app) as client:
+    async with running(limited(local, **limits)) as app, connect(app) as client:
         for _ in range(2):
             ok(await client.get("/v1/app1", headers=APP1))
         too_many(await client.get("/v1/app1", headers=APP1))
@@ -103,13 +115,13 @@ async def test_applications_have_their_own_buckets(settings: Settings) -> None:
 
 
 async def test_a_request_as_several_applications_counts_against_the_first(
-    settings: Settings,
+    local: Settings,
 ) -> None:
     limits = {
         "app1": ApplicationLimits(requests_per_second=SLOW, burst=1),
         "app2": ApplicationLimits(requests_per_second=SLOW, burst=5),
     }
-    async with running(limited(settings, **limits)) as app, connect(app) as client:
+    async with running(limited(local, **limits)) as app, connect(app) as client:
         ok(await client.get("/v1/app1", headers=APP1))
         too_many(await client.get("/v1/app1", headers=APP1))
         # app2 first: counted against app2, which has tokens left.
@@ -119,8 +131,8 @@ async def test_a_request_as_several_applications_counts_against_the_first(
         too_many(await client.get("/v1/app2", headers=auth("key1", "key2")))
 
 
-async def test_every_v1_endpoint_is_limited_and_operations_are_not(settings: Settings) -> None:
-    async with running(settings) as unlimited, connect(unlimited) as setup:
+async def test_every_v1_endpoint_is_limited_and_operations_are_not(local: Settings) -> None:
+    async with running(local) as unlimited, connect(unlimited) as setup:
         queue = await make_queue(setup, queue_name="q")
         posted = await setup.post(f"/v1/app1/{queue}", content=b"m", headers=APP1)
         key = posted.json()["messages"][0]["key"]
@@ -145,7 +157,7 @@ async def test_every_v1_endpoint_is_limited_and_operations_are_not(settings: Set
         ("DELETE", "/v1/app1/q/groups/g"),
         ("DELETE", "/v1/app1/q"),
     ]
-    app_settings = limited(settings, app1=ApplicationLimits(requests_per_second=SLOW, burst=1))
+    app_settings = limited(local, app1=ApplicationLimits(requests_per_second=SLOW, burst=1))
     for method, path in calls:
         async with running(app_settings) as app, connect(app) as client:
             assert (await client.get("/v1/app1", headers=APP1)).status_code == 200
@@ -159,10 +171,10 @@ async def test_every_v1_endpoint_is_limited_and_operations_are_not(settings: Set
 
 
 async def test_rights_come_before_the_rate_limit_and_the_limit_before_size(
-    settings: Settings,
+    local: Settings,
 ) -> None:
     limits = {"app1": ApplicationLimits(requests_per_second=SLOW, burst=1)}
-    async with running(limited(settings, **limits)) as app, connect(app) as client:
+    async with running(limited(local, **limits)) as app, connect(app) as client:
         await make_queue(client, queue_name="q")  # the one token
         # 401, 404 and 403 before 429: the exhausted bucket is not even looked at.
         bad = {"Authorization": "Application nope"}
@@ -188,8 +200,8 @@ async def test_rights_come_before_the_rate_limit_and_the_limit_before_size(
 
 
 @pytest.fixture
-def anonymous_settings(settings: Settings) -> Settings:
-    return settings.replace(
+def anonymous_settings(local: Settings) -> Settings:
+    return local.replace(
         anonymous_requests_per_second=SLOW,
         anonymous_burst=2,
         trusted_proxies=("10.0.0.1", "fd00::/8"),

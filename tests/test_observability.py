@@ -31,6 +31,25 @@ TEXT_LINE = re.compile(
 )
 
 
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The test settings on a SQLite file: none of this depends on the store, and the
+    store's own series (group commits, purge) are SQLite's."""
+    return Settings(
+        storage_url=f"sqlite:///{tmp_path / 'queuey.db'}",
+        application_keys=KEYS,
+        cors_origins=(ALLOWED_ORIGIN,),
+        max_message_bytes=1024,
+        max_request_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(settings) as app, connect(app) as found:
+        yield found
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[QueueyApp]:
     app = create_app(settings)
