@@ -161,3 +161,21 @@ def test_expired_messages_are_counted_once_and_done() -> None:
     assert window.start == KEYS[2]  # the expired head is done
     w.claim(window, 1, KEYS[2:], rules(), 10, 1, None, expired=KEYS[:2])
     assert window.counters.expired == 2
+
+
+def test_at_least_once_may_ack_its_own_released_message_until_leased_again() -> None:
+    r = rules("at_least_once")
+    window = w.load(None)
+    (first,) = claim(window, r, now=0, limit=1)
+    w.settle(window, [first.receipt], r, 10, "release", seconds=5)
+    _, lost, _ = w.settle(window, [first.receipt], r, 20, "extend", seconds=5)
+    assert lost == [first.receipt]  # the release ended the lease
+    accepted, _, _ = w.settle(window, [first.receipt], r, 30, "ack")
+    assert accepted == [first.receipt]
+    assert KEYS[0] not in [c.key for c in claim(window, r, now=10_000, limit=10)]
+    exactly = rules()
+    window = w.load(None)
+    (first,) = claim(window, exactly, now=0, limit=1)
+    w.settle(window, [first.receipt], exactly, 10, "release", seconds=5)
+    _, lost, _ = w.settle(window, [first.receipt], exactly, 20, "ack")
+    assert lost == [first.receipt]

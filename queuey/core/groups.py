@@ -108,8 +108,10 @@ def _partitions(value: Any, errors: v.Errors, queue: Queue) -> list[int]:
     for item in items:
         if isinstance(item, str) and not item.strip():
             continue
-        number = v.integer(item, "partitions", errors, 1, 0)
-        if 1 <= number <= queue.partitions:
+        number = v.parse_integer(item)
+        if number is None:
+            errors["partitions"] = f'"{v.clipped(str(item))}" is not a number'
+        elif 1 <= number <= queue.partitions:
             found[number] = None
     return list(found)
 

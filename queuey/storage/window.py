@@ -305,6 +305,11 @@ def _accepts(window: Window, receipt: Receipt, rules: Rules, now: int, action: s
         return False  # leased again since
     if record.state == ACKED:
         return action == "ack"  # a retried acknowledgement succeeds again
+    if record.state == RELEASED:
+        # at_least_once: "accepted unless the message has been leased again since" —
+        # released and not yet delivered again, it may still be acknowledged (or
+        # released again); its lease is over, so it cannot be extended.
+        return rules.guarantee == "at_least_once" and action != "extend"
     if record.state != LEASED:
         return False
     if rules.guarantee == "exactly_once":
@@ -336,7 +341,7 @@ def settle(
         record = window.find(receipt.key)
         if record is None or rules.guarantee == "at_most_once":
             continue
-        if action == "ack" and record.state == LEASED:
+        if action == "ack" and record.state in (LEASED, RELEASED):
             record.state = ACKED
             window.counters.acknowledged += 1
         elif action == "release":
