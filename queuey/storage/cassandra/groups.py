@@ -204,10 +204,10 @@ class Groups:
         written: list[int] = []
         if start != "earliest":
             partitions = range(1, current.partitions + 1)
-            positions = await all_of([self._position(current, p, start) for p in partitions])
+            positions = await bounded([self._position(current, p, start) for p in partitions])
             starts = {p: at for p, at in zip(partitions, positions, strict=True) if at is not None}
             written = list(starts)
-            await all_of(
+            await bounded(
                 [
                     self._write(gid, p, Stored(0, None, None), w.dump(w.load(None, at)), current)
                     for p, at in starts.items()
@@ -507,7 +507,7 @@ class Groups:
             return await self._ack_and_publish(group, receipts, publish)
         parts = _by_partition(receipts)
         accepted: set[w.Receipt] = set()
-        for done in await all_of(
+        for done in await bounded(
             [self._settle_in(group, p, items, action, seconds) for p, items in parts.items()]
         ):
             accepted.update(done)
@@ -544,13 +544,13 @@ class Groups:
         parts = _by_partition(receipts)
         gid = uuid.UUID(group.handle)
         rules = _rules(group)
-        firsts = await all_of([self._read(gid, p, SERIAL) for p in parts])
+        firsts = await bounded([self._read(gid, p, SERIAL) for p in parts])
         now = now_ms()
         lost: list[w.Receipt] = []
         for items, stored in zip(parts.values(), firsts, strict=True):
             lost += w.settle(w.load(stored.blob), items, rules, now, "ack")[1]
         if not lost:
-            guarded = await all_of(
+            guarded = await bounded(
                 [
                     self._guard(group, p, items, first)
                     for (p, items), first in zip(parts.items(), firsts, strict=True)
@@ -621,7 +621,7 @@ class Groups:
 
             await self._change(group, partition, apply)
 
-        await all_of([one(p) for p in partitions])
+        await bounded([one(p) for p in partitions])
 
     async def report(self, group: Group) -> GroupReport:
         partitions = range(1, group.queue.partitions + 1)
@@ -638,7 +638,18 @@ class Groups:
         queue = group.queue
         qid = uuid.UUID(queue.handle)
         level = self._levels.read[queue.settings.consistency]
-        window = w.load((await self._read(uuid.UUID(group.handle), partition, level)).blob)
+        rules = _rules(group)
+
+        async def tidy(window: w.Window, attempt: int) -> w.Window:
+            """What a claim would do first: count vanished leases, bury dead ones, move on."""
+            scanned = await self._scan(queue, partition, window, 0)
+            if scanned is not None:
+                by_key = {m.key: m for m in scanned}
+                doomed = w.tidy(window, list(by_key), rules, now_ms())
+                await self._bury(group, window, partition, {k: by_key.get(k) for k in doomed})
+            return window
+
+        window = await self._change(group, partition, tidy)
         seen = w.state(window, partition, now_ms())
         done = w.done_keys(window)
         start = window.start
@@ -667,7 +678,7 @@ class Groups:
             lower = MessageKey(lower.ts, MIN_TAIL)
         first = max(hour(lower.ts), 0)
         hours = [r.hour for r in await self._db.run("hours_from", (qid, partition, first), level)]
-        counts = await all_of(
+        counts = await bounded(
             [
                 self._db.run("count_from", (qid, partition, h, timeuuid(lower)), level)
                 if h == first
@@ -680,7 +691,7 @@ class Groups:
     async def _count_stored(
         self, qid: uuid.UUID, partition: int, keys: list[MessageKey], level: int
     ) -> int:
-        found = await all_of(
+        found = await bounded(
             [self._db.run("exists", (qid, partition, hour(k.ts), timeuuid(k)), level) for k in keys]
         )
         return sum(bool(rows) for rows in found)
