@@ -1,4 +1,5 @@
-"""The ``queuey`` command: ``serve``, ``init`` and ``bench``."""
+"""The ``queuey`` command: ``serve``, ``init``, ``bench``, and the client's shell verbs
+(``post``, ``read``, ``consume``, ``queues``: ``queuey.client.shell``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import errno
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -147,21 +150,28 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["QUEUEY_STORAGE_URL"] = settings.storage_url
     os.environ["QUEUEY_HOST"] = settings.host
     os.environ["QUEUEY_PORT"] = str(settings.port)
+    # The workers' metrics go to files in a fresh directory, summed at each scrape
+    # (queuey/api/metrics.py): set before any worker starts, removed when the server stops.
+    metrics_dir = tempfile.mkdtemp(prefix="queuey-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     print(
         f"Queuey {__version__} on http://{settings.host}:{settings.port}"
         f" ({settings.workers} worker(s), storage {settings.storage_url})",
         flush=True,
     )
-    granian_on(sock)(
-        "queuey.api.app:from_environment",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        backlog=BACKLOG,
-        log_access=args.access_log,
-    ).serve()
+    try:
+        granian_on(sock)(
+            "queuey.api.app:from_environment",
+            factory=True,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            workers=settings.workers,
+            backlog=BACKLOG,
+            log_access=False,  # Queuey writes its own access log ([server] access_log)
+        ).serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -205,7 +215,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on")
     run.add_argument("--port", type=integer(port_problem), help="TCP port (1..65535)")
     run.add_argument("--workers", type=integer(workers_problem), help="server processes")
-    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (the default; see [server] access_log)",
+    )
 
     start = verbs.add_parser("init", help="write a starter configuration with a fresh key")
     start.add_argument("path", nargs="?", default="queuey.toml")
@@ -213,15 +227,28 @@ def parser() -> argparse.ArgumentParser:
     from queuey.bench import add_arguments
 
     add_arguments(verbs.add_parser("bench", help="load-test a Queuey server"))
+
+    from queuey.client.shell import add_verbs
+
+    add_verbs(verbs)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    from queuey.client.shell import split_command
+
+    argv, command = split_command(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.command = command
     if args.verb == "init":
         return init(args.path)
     if args.verb == "serve":
         return serve(args)
+    if args.verb != "bench":
+        from queuey.client import shell
+
+        shell_status: int = shell.run(args)
+        return shell_status
     from queuey.bench import run
 
     status: int = run(args)
