@@ -225,6 +225,9 @@ async def test_metrics_count_requests_messages_and_commits(settings: Settings) -
         await client.post(
             f"/v1/app1/{queue}/groups/g/release", json={"receipts": receipts[2:]}, headers=APP1
         )
+        # Delivered again: the first receipt of that message is lost.
+        again = ok(await client.post(f"/v1/app1/{queue}/groups/g/claim", headers=APP1))
+        assert len(again["messages"]) == 3  # the released one and the two never claimed
         lost = await client.post(
             f"/v1/app1/{queue}/groups/g/ack", json={"receipts": receipts[2:]}, headers=APP1
         )
@@ -251,7 +254,7 @@ async def test_metrics_count_requests_messages_and_commits(settings: Settings) -
     assert value(found, "queuey_request_duration_seconds_count", route="/v1/{app}/{queue}") == 5
     assert value(found, "queuey_messages_posted_total", application="app1") == 5
     assert value(found, "queuey_messages_read_total", application="app1") == 5
-    assert value(found, "queuey_messages_delivered_total", application="app1") == 3
+    assert value(found, "queuey_messages_delivered_total", application="app1") == 6
     assert value(found, "queuey_messages_acknowledged_total", application="app1") == 2
     assert value(found, "queuey_leases_lost_total", application="app1") == 1
     assert value(found, "queuey_sqlite_commit_jobs_count") >= 6
