@@ -204,6 +204,11 @@ def integer(problem: Callable[[int], str | None]) -> Callable[[str], int]:
 
 
 def parser() -> argparse.ArgumentParser:
+    return parsers()[0]
+
+
+def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``queuey`` parser, and the parsers of the client's shell verbs by name."""
     top = Parser(prog="queuey", description="Queuey, an HTTP message queue.")
     top.add_argument("--version", action="version", version=f"queuey {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True)
@@ -230,15 +235,20 @@ def parser() -> argparse.ArgumentParser:
 
     from queuey.client.shell import add_verbs
 
-    add_verbs(verbs)
-    return top
+    return top, add_verbs(verbs)
 
 
 def main(argv: list[str] | None = None) -> int:
     from queuey.client.shell import split_command
 
     argv, command = split_command(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
+    top, shell_verbs = parsers()
+    if argv[:1] and argv[0] in shell_verbs:
+        # Options may come between the queue and the body: `queuey post q --ttl 60 hello`.
+        args = shell_verbs[argv[0]].parse_intermixed_args(argv[1:])
+        args.verb = argv[0]
+    else:
+        args = top.parse_args(argv)
     args.command = command
     if args.verb == "init":
         return init(args.path)

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from queuey.client.core import DEFAULT_RETRY, Retry
 from queuey.client.errors import QueueyError
 from queuey.client.models import Delivery, Message
 from queuey.client.sync import Client
@@ -115,11 +116,19 @@ def _connection() -> argparse.ArgumentParser:
     where.add_argument(
         "--timeout", type=_seconds, default=10.0, metavar="S", help="seconds per request (10)"
     )
+    where.add_argument(
+        "--retries",
+        type=_number(0, 100),
+        default=DEFAULT_RETRY.attempts,
+        metavar="N",
+        help=f"retries of a request that failed for a passing reason ({DEFAULT_RETRY.attempts})",
+    )
     return common
 
 
-def add_verbs(verbs: Any) -> None:
-    """Declare ``post``, ``read``, ``consume`` and ``queues`` on the ``queuey`` subparsers."""
+def add_verbs(verbs: Any) -> dict[str, argparse.ArgumentParser]:
+    """Declare ``post``, ``read``, ``consume`` and ``queues`` on the ``queuey`` subparsers;
+    their parsers by name."""
     common = [_connection()]
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -199,6 +208,7 @@ def add_verbs(verbs: Any) -> None:
     )
     queues.add_argument("--details", action="store_true", help="settings too")
     queues.add_argument("--count", action="store_true", help="message counts too")
+    return {"post": post, "read": read, "consume": consume, "queues": queues}
 
 
 def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -264,7 +274,12 @@ def run(args: argparse.Namespace) -> int:
     log.propagate = False
     try:
         with Client(
-            args.url, app=args.app, key=args.key, token=args.token, timeout=args.timeout
+            args.url,
+            app=args.app,
+            key=args.key,
+            token=args.token,
+            timeout=args.timeout,
+            retry=Retry(attempts=args.retries),
         ) as client:
             verb: Callable[[Client, argparse.Namespace, _Signals], int] = {
                 "post": _post,
