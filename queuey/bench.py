@@ -5,10 +5,17 @@ queue over ``--concurrency`` keep-alive connections, ``--batch`` messages per
 request (one message is sent as the raw request body, more as a JSON batch).
 With ``--read`` each of ``--concurrency`` readers pages through the queue with
 ``since``, ``--batch`` messages per page, every partition in turn, as a
-consumer would. A one-line progress bar runs on standard error while a
-terminal is attached; a summary follows on standard output: counts, rate,
-latency percentiles and errors by HTTP status (or by exception for requests
-that got no answer). The exit status is 0 when every request succeeded.
+consumer would. With ``--group G`` ``--concurrency`` consumers of consumer
+group G claim ``--batch`` messages at a time and acknowledge them, until the
+group has nothing left (or ``--messages`` were consumed). A one-line progress
+bar runs on standard error while a terminal is attached; a summary follows on
+standard output: counts, rate, latency percentiles and errors by HTTP status
+(or by exception for requests that got no answer). The exit status is 0 when
+every request succeeded.
+
+Every request goes through :class:`queuey.client.AsyncClient` (one HTTP code
+path with the client people use), with its retries off so that each failure
+is counted rather than hidden. Posts carry idempotency keys, as the client's do.
 """
 
 from __future__ import annotations
@@ -20,21 +27,21 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO, TypeVar
 
 import httpx
-import msgspec
 
-#: Defaults that depend on the mode: (posting, reading).
-DEFAULT_CONCURRENCY = (16, 1)
-DEFAULT_BATCH = (1, 100)
+from queuey.client import AsyncClient, AsyncQueue, ConnectionFailed, Delivery, QueueyError
+
+T = TypeVar("T")
+
+#: Defaults that depend on the mode: (posting, reading, consuming in a group).
+DEFAULT_CONCURRENCY = (16, 1, 4)
+DEFAULT_BATCH = (1, 100, 100)
 DEFAULT_POST_MESSAGES = 1000
 #: The largest batch and page the server accepts (SPEC §3).
 MAX_BATCH = 1000
 TIMEOUT = 30.0
-
-_decode = msgspec.json.decode
-_encode = msgspec.json.encode
 
 
 # -- arguments -------------------------------------------------------------------
@@ -82,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         metavar="N",
         help=f"messages to post (default {DEFAULT_POST_MESSAGES}); with --read, the most "
-        "each reader reads (default: all)",
+        "each reader reads (default: all); with --group, the most consumed in all",
     )
     parser.add_argument(
         "--size", type=_positive, default=140, metavar="S", help="bytes per message (default 140)"
@@ -92,17 +99,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         metavar="C",
         help=f"connections posting at once (default {DEFAULT_CONCURRENCY[0]}); with --read, "
-        f"readers each paging the whole queue (default {DEFAULT_CONCURRENCY[1]})",
+        f"readers each paging the whole queue (default {DEFAULT_CONCURRENCY[1]}); with "
+        f"--group, consumers sharing the group (default {DEFAULT_CONCURRENCY[2]})",
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--read", action="store_true", help="read the queue back with `since` instead of posting"
+    )
+    mode.add_argument(
+        "--group",
+        metavar="G",
+        help="consume with consumer group G (made if need be): claim --batch messages "
+        "and acknowledge them, until the group has none left",
     )
     parser.add_argument(
         "--batch",
         type=_batch,
         metavar="B",
         help=f"messages per POST (default {DEFAULT_BATCH[0]}; more than 1 sends JSON batches);"
-        f" with --read, messages per page (default {DEFAULT_BATCH[1]})",
+        f" with --read, messages per page (default {DEFAULT_BATCH[1]}); with --group, per"
+        f" claim (default {DEFAULT_BATCH[2]})",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -118,6 +134,7 @@ class Options:
     create: bool
     consistency: str | None
     read: bool
+    group: str | None
     messages: int | None
     size: int
     concurrency: int
@@ -126,9 +143,9 @@ class Options:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
-        mode = 1 if args.read else 0
+        mode = 1 if args.read else 2 if args.group else 0
         messages = args.messages
-        if messages is None and not args.read:
+        if messages is None and mode == 0:
             messages = DEFAULT_POST_MESSAGES
         return cls(
             url=args.url.rstrip("/"),
@@ -138,6 +155,7 @@ class Options:
             create=args.create,
             consistency=args.consistency,
             read=args.read,
+            group=args.group,
             messages=messages,
             size=args.size,
             concurrency=args.concurrency or DEFAULT_CONCURRENCY[mode],
@@ -198,7 +216,14 @@ class Results:
         ordered = sorted(self.latencies)
         ms = [percentile(ordered, p) * 1000 for p in (50, 95, 99)]
         top = ordered[-1] * 1000 if ordered else 0.0
-        if options.read:
+        if options.group:
+            consumers = f"{options.concurrency} consumer{'s' if options.concurrency > 1 else ''}"
+            head = (
+                f"POST {options.url}{options.path}/groups/{options.group}/claim and ack:"
+                f" {options.batch} per claim, {consumers}"
+            )
+            counted = f"consumed: {self.messages} messages in {self.requests} requests"
+        elif options.read:
             readers = f"{options.concurrency} reader{'s' if options.concurrency > 1 else ''}"
             head = (
                 f"GET {options.url}{options.path}: paging with since, {options.batch} per page,"
@@ -220,7 +245,7 @@ class Results:
             f"latency:  p50 {ms[0]:.2f} ms, p95 {ms[1]:.2f} ms, p99 {ms[2]:.2f} ms,"
             f" max {top:.2f} ms",
         ]
-        if options.read:
+        if options.read or options.group:
             lines.append(f"repeats:  {self.duplicates}")
         if self.errors:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
@@ -305,45 +330,53 @@ def _chunks(total: int, batch: int) -> Iterator[tuple[int, int]]:
         yield first, min(batch, total - first)
 
 
-def connect(options: Options) -> httpx.AsyncClient:
+def connect(options: Options) -> AsyncClient:
     """A client with one keep-alive connection to the server, sending the application key.
 
     Every worker has its own: one pool shared by many tasks costs httpx more
     than the requests themselves once tens of them wait on it (encode/httpx#3215).
+    Retries are off: a load tester counts failures rather than hiding them.
     """
-    return httpx.AsyncClient(
-        base_url=options.url,
-        headers={"Authorization": f"Application {options.key}"},
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    return AsyncClient(
+        options.url,
+        app=options.app,
+        key=options.key,
         timeout=TIMEOUT,
+        retry=None,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
     )
+
+
+async def measured(results: Results, request: Awaitable[T]) -> T | None:
+    """Await one request, counting it; its result, or None when it failed."""
+    began = time.perf_counter()
+    try:
+        result = await request
+    except ConnectionFailed as exc:
+        results.failed(exc.cause if isinstance(exc.cause, Exception) else exc)
+        return None
+    except QueueyError as exc:
+        results.answered(began, exc.status or 0, False)
+        return None
+    results.answered(began, 200, True)
+    return result
 
 
 async def post_all(options: Options, results: Results, progress: Progress) -> None:
     """Post the messages, ``options.concurrency`` requests in flight."""
     work = _chunks(options.messages or 0, options.batch)
-    plain = {"Content-Type": "text/plain"}
-    json = {"Content-Type": "application/json"}
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(queue: AsyncQueue) -> None:
         # One iterator shared by every worker: each takes the next request when it is free.
         for first, count in work:
             if options.batch == 1:
-                content, headers = message_body(first, options.size).encode(), plain
+                posting: Awaitable[object] = queue.post(message_body(first, options.size))
             else:
                 items = [
                     {"body": message_body(i, options.size)} for i in range(first, first + count)
                 ]
-                content, headers = _encode({"messages": items}), json
-            began = time.perf_counter()
-            try:
-                response = await client.post(options.path, content=content, headers=headers)
-            except httpx.HTTPError as exc:
-                results.failed(exc)
-                progress.advance(0, 1)
-                continue
-            ok = response.status_code == 201
-            results.answered(began, response.status_code, ok)
+                posting = queue.post_many(items)
+            ok = await measured(results, posting) is not None
             results.messages += count if ok else 0
             progress.advance(count if ok else 0, 0 if ok else 1)
 
@@ -358,7 +391,7 @@ async def read_all(
 ) -> None:
     """Each reader pages every partition with ``since`` until it is exhausted."""
 
-    async def reader(client: httpx.AsyncClient) -> None:
+    async def reader(queue: AsyncQueue) -> None:
         seen: set[str] = set()
         budget = options.messages
         for partition in range(1, partitions + 1):
@@ -366,103 +399,139 @@ async def read_all(
             while budget is None or budget > 0:
                 # since is inclusive: after the first page, ask for one more to make up for it.
                 limit = min(options.batch + (since is not None), MAX_BATCH)
-                params = {"limit": str(limit), "partitions": str(partition)}
-                if since is not None:
-                    params["since"] = since
-                began = time.perf_counter()
-                try:
-                    response = await client.get(options.path, params=params)
-                except httpx.HTTPError as exc:
-                    results.failed(exc)
+                page = await measured(
+                    results, queue.read(since=since, limit=limit, partitions=[partition])
+                )
+                if page is None:
                     progress.advance(0, 1)
                     return
-                ok = response.status_code == 200
-                results.answered(began, response.status_code, ok)
-                if not ok:
-                    progress.advance(0, 1)
-                    return
-                page: list[dict[str, Any]] = _decode(response.content)["messages"]
-                fresh = page[1:] if page and page[0]["message_id"] == since else page
+                fresh = page[1:] if page and page[0].message_id == since else page
                 if budget is not None:
                     fresh = fresh[:budget]
                     budget -= len(fresh)
                 for message in fresh:
-                    if message["message_id"] in seen:
+                    if message.message_id in seen:
                         results.duplicates += 1
-                    seen.add(message["message_id"])
+                    seen.add(message.message_id)
                 results.messages += len(fresh)
                 progress.advance(len(fresh))
                 if len(page) < limit or not fresh:
                     break  # the end of this partition
-                since = page[-1]["message_id"]
+                since = page[-1].message_id
 
     await _each_with_a_client(options, reader)
 
 
+async def consume_all(options: Options, results: Results, progress: Progress) -> None:
+    """Consumers claim and acknowledge until the group is drained (or the budget is spent)."""
+    group = options.group or ""
+    budget = options.messages
+    seen: set[str] = set()
+
+    async def consumer(queue: AsyncQueue) -> None:
+        nonlocal budget
+        handle = queue.group(group)
+        while budget is None or budget > 0:
+            # Single-threaded: take a share of the budget before waiting, give back the rest.
+            take = options.batch if budget is None else min(options.batch, budget)
+            if budget is not None:
+                budget -= take
+            batch: list[Delivery] | None = await measured(results, handle.claim(limit=take))
+            if budget is not None:
+                budget += take - len(batch or [])
+            if not batch:
+                progress.advance(0, 0 if batch is not None else 1)
+                return
+            acknowledged = await measured(results, handle.ack(batch)) is not None
+            for delivery in batch:
+                if delivery.message_id in seen:
+                    results.duplicates += 1
+                seen.add(delivery.message_id)
+            done = len(batch) if acknowledged else 0
+            results.messages += done
+            progress.advance(done, 0 if acknowledged else 1)
+
+    await _each_with_a_client(options, consumer)
+
+
 async def _each_with_a_client(
-    options: Options, work: Callable[[httpx.AsyncClient], Awaitable[None]]
+    options: Options, work: Callable[[AsyncQueue], Awaitable[None]]
 ) -> None:
     """Run ``options.concurrency`` copies of ``work`` at once, each with its own connection."""
 
     async def one() -> None:
         async with connect(options) as client:
-            await work(client)
+            await work(client.queue(options.queue))
 
     await asyncio.gather(*(one() for _ in range(options.concurrency)))
 
 
-async def _queue_facts(client: httpx.AsyncClient, options: Options) -> tuple[int, int | None]:
+async def _queue_facts(queue: AsyncQueue) -> tuple[int, int | None]:
     """The queue's partitions and message count, when the key may list its application's queues.
 
     Otherwise (a key that only reads another application's queue) assume one
     partition and an unknown count.
     """
-    params = {"offset": options.queue, "limit": "1", "details": "1", "include_count": "1"}
     try:
-        response = await client.get(f"/v1/{options.app}", params=params)
-    except httpx.HTTPError:
+        settings = await queue.settings(count=True)
+    except QueueyError:
         return 1, None
-    if response.status_code == 200:
-        queues = _decode(response.content).get("queues") or []
-        if queues and queues[0].get("queue_name") == options.queue:
-            return int(queues[0].get("partitions", 1)), queues[0].get("count")
-    return 1, None
+    return int(settings.get("partitions", 1)), settings.get("count")
 
 
-async def _create(client: httpx.AsyncClient, options: Options) -> str | None:
-    """Create the queue; return a problem to report, or None."""
-    fields = {"queue_name": options.queue}
-    if options.consistency:
-        fields["consistency"] = options.consistency
+async def _pending(queue: AsyncQueue, group: str) -> tuple[int | None, str | None]:
+    """Make the group if need be; the messages it has to deliver, or a problem to report."""
+    handle = queue.group(group)
     try:
-        response = await client.post(
-            f"/v1/{options.app}",
-            content=_encode(fields),
-            headers={"Content-Type": "application/json"},
-        )
-    except httpx.HTTPError as exc:
-        return f"cannot reach {options.url}: {exc!r}"
-    if response.status_code not in (200, 201):
-        return f"cannot create the queue: HTTP {response.status_code} {response.text}"
+        await handle.create()
+    except ConnectionFailed as exc:
+        return None, str(exc)
+    except QueueyError:
+        pass  # not the owner: the group must exist already, as the state tells
+    try:
+        state = await handle.state()
+    except QueueyError as exc:
+        return None, f"cannot use group {group}: {exc}"
+    return sum(int(p.get("pending") or 0) for p in state.get("partitions") or []), None
+
+
+async def _create(queue: AsyncQueue, options: Options) -> str | None:
+    """Create the queue; return a problem to report, or None."""
+    try:
+        await queue.create(consistency=options.consistency)
+    except ConnectionFailed as exc:
+        return str(exc)
+    except QueueyError as exc:
+        return f"cannot create the queue: HTTP {exc.status} {exc}"
     return None
 
 
 async def _run(options: Options, results: Results, progress: Progress) -> str | None:
     """Run the load; return a problem that stopped it before it began, or None."""
     async with connect(options) as client:
-        if options.create and (problem := await _create(client, options)):
+        queue = client.queue(options.queue)
+        if options.create and (problem := await _create(queue, options)):
             return problem
-        if options.read:
-            partitions, count = await _queue_facts(client, options)
+        partitions = 1
+        if options.group:
+            pending, problem = await _pending(queue, options.group)
+            if problem:
+                return problem
+            if pending is not None and options.messages is not None:
+                pending = min(pending, options.messages)
+            progress.start(pending)
+        elif options.read:
+            partitions, count = await _queue_facts(queue)
             if count is not None and options.messages is not None:
                 count = min(count, options.messages)
             progress.start(None if count is None else count * options.concurrency)
         else:
-            partitions = 1
             progress.start(options.messages)
     # Connecting is part of the load: each worker opens its connection as it starts.
     results.started = time.perf_counter()
-    if options.read:
+    if options.group:
+        await consume_all(options, results, progress)
+    elif options.read:
         await read_all(options, partitions, results, progress)
     else:
         await post_all(options, results, progress)

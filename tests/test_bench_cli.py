@@ -135,6 +135,44 @@ def test_as_a_command(server: Server) -> None:
     assert len(stored(server, "cmd")) == 250
 
 
+def test_consumes_with_a_group(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    common = [server.url, "--app", "app1", "--key", "key1", "--queue", "work"]
+    status, out = bench(capsys, *common, "--create", "--messages", "200", "--batch", "50")
+    assert status == 0, out
+
+    status, out = bench(capsys, *common, "--group", "g", "--batch", "20", "--concurrency", "3")
+    assert status == 0, out
+    assert out.startswith(
+        f"POST {server.url}/v1/app1/work/groups/g/claim and ack: 20 per claim, 3 consumers\n"
+    )
+    # 10 claims of 20, their 10 acks, and one empty claim per consumer at the end.
+    assert figure(out, "consumed").startswith("200 messages in 23 requests, ")
+    assert (figure(out, "repeats"), figure(out, "errors")) == ("0", "0")
+
+    # Another group (made by the run), stopping after 50 messages in all.
+    status, out = bench(
+        capsys, *common, "--group", "h", "--batch", "20", "--concurrency", "2", "--messages", "50"
+    )
+    assert status == 0, out
+    assert figure(out, "consumed").startswith("50 messages in ")
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        for group, done in (("g", 200), ("h", 50)):
+            state = http.get(f"/v1/app1/work/groups/{group}").json()
+            assert (state["acknowledged"], state["partitions"][0]["in_flight"]) == (done, 0)
+
+
+def test_a_missing_group_queue_fails_with_one_line(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["bench", server.url, "--app", "app1", "--key", "key1", "--queue", "nope", "--group", "g"]
+    )
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "queuey bench: cannot use group g: InvalidQueueName: Queue of that name was not found.\n"
+    )
+
+
 def test_unreachable_server_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(
         ["bench", "http://127.0.0.1:9", "--app", "a", "--key", "k", "--queue", "q", "--create"]
@@ -143,7 +181,10 @@ def test_unreachable_server_fails_with_one_line(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.startswith("queuey bench: cannot reach http://127.0.0.1:9")
 
 
-@pytest.mark.parametrize("flag", [["--batch", "1001"], ["--messages", "0"], ["--size", "x"]])
+@pytest.mark.parametrize(
+    "flag",
+    [["--batch", "1001"], ["--messages", "0"], ["--size", "x"], ["--read", "--group", "g"]],
+)
 def test_bad_options_are_usage_errors(flag: list[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["bench", "http://h", "--app", "a", "--key", "k", "--queue", "q", *flag])
