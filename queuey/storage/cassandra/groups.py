@@ -649,7 +649,11 @@ class Groups:
                 await self._bury(group, window, partition, {k: by_key.get(k) for k in doomed})
             return window
 
-        window = await self._change(group, partition, tidy)
+        try:
+            window = await self._change(group, partition, tidy)
+        except StoreUnavailable:
+            # No quorum for the compare-and-set: the state as stored, not tidied.
+            window = w.load((await self._read(uuid.UUID(group.handle), partition, level)).blob)
         seen = w.state(window, partition, now_ms())
         done = w.done_keys(window)
         start = window.start
