@@ -1281,8 +1281,14 @@ async def test_state_in_a_scripted_scenario(client: httpx.AsyncClient) -> None:
     }
 
 
-async def test_expired_messages(client: httpx.AsyncClient) -> None:
-    """Messages whose TTL ends while pending: no longer pending, counted in ``expired``."""
+async def test_expired_messages(client: httpx.AsyncClient, backend_url: str) -> None:
+    """Messages whose TTL ends while pending: no longer pending, counted in ``expired``.
+
+    On Cassandra a message is gone the moment its TTL ends (native TTL), so a
+    message that expired before the group ever leased it cannot be counted
+    there (docs/groups-cassandra.md); every other assertion holds on both.
+    """
+    seen_expired = 0 if backend_url.startswith("cassandra") else 1
     queue = await make_queue(client)
     await create_group(client, queue)
     await post(client, queue, "short", x_ttl="1")
@@ -1294,9 +1300,10 @@ async def test_expired_messages(client: httpx.AsyncClient) -> None:
     # The oldest pending message is "kept", posted about 1.3 s ago.
     age = part(state)["oldest_pending_age"]
     assert isinstance(age, int | float) and 1.2 <= age < 60, age
-    assert counters(state) == {**ZERO, "expired": 1}
+    assert counters(state) == {**ZERO, "expired": seen_expired}
     assert ids(await claim(client, queue)) == [kept["key"]]
-    assert counters(await group_state(client, queue)) == {**ZERO, "delivered": 1, "expired": 1}
+    state = await group_state(client, queue)
+    assert counters(state) == {**ZERO, "delivered": 1, "expired": seen_expired}
     # Only messages at or after the group's start count.
     assert ids(await claim(client, queue, "late")) == [kept["key"]]
     assert counters(await group_state(client, queue, "late")) == {**ZERO, "delivered": 1}
