@@ -169,7 +169,10 @@ def test_consume_runs_a_command_per_message(
     assert (state["acknowledged"], state["partitions"][0]["pending"]) == (2, 0)
 
 
-def test_consume_ctrl_c_gives_the_message_back(env: dict[str, str], client: Client) -> None:
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_consume_ctrl_c_gives_the_message_back(
+    env: dict[str, str], client: Client, stop: signal.Signals, status: int
+) -> None:
     queue = client.queue(unique())
     queue.create()
     group = queue.group("g")
@@ -179,9 +182,9 @@ def test_consume_ctrl_c_gives_the_message_back(env: dict[str, str], client: Clie
     try:
         wait_until(lambda: group.state()["partitions"][0]["in_flight"] == 1)
     finally:
-        worker.send_signal(signal.SIGINT)
+        worker.send_signal(stop)
         _, err = worker.communicate(timeout=10)
-    assert (worker.returncode, err) == (130, "")
+    assert (worker.returncode, err) == (status, "")
     [again] = group.claim()
     assert (again.body, again.deliveries) == ("slow", 2)
 
