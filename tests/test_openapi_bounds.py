@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from queuey.core import errors, groups, messages, queues, validation
+from queuey.core import errors, groups, messages, queues, receipts, validation
 from queuey.core.errors import InvalidMessageID
 from queuey.core.ids import format_id, parse_id
 from queuey.storage.groups import DEFAULT_GUARANTEE, GUARANTEES, GroupSettings
@@ -143,13 +143,13 @@ def test_group_bounds_and_defaults() -> None:
     assert bounds(extended) == (1, groups.MAX_LEASE)
     assert (SCHEMAS["Receipts"]["minItems"], SCHEMAS["Receipts"]["maxItems"]) == (
         1,
-        groups.MAX_RECEIPTS,
+        receipts.MAX_RECEIPTS,
     )
     for name, word in [("Acknowledged", "acknowledged"), ("Released", "released")]:
         answer = SCHEMAS[name]["allOf"][1]["properties"][word]
-        assert answer["maxItems"] == groups.MAX_RECEIPTS, name
+        assert answer["maxItems"] == receipts.MAX_RECEIPTS, name
     lost = SCHEMAS["LeaseLost"]["allOf"][1]["properties"]["lost"]
-    assert lost["maxItems"] == groups.MAX_RECEIPTS
+    assert lost["maxItems"] == receipts.MAX_RECEIPTS
     publish = SCHEMAS["AckFields"]["properties"]["publish"]
     assert publish["maxItems"] == messages.MAX_POST_MESSAGES
 

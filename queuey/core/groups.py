@@ -4,34 +4,26 @@ The HTTP layer has resolved the caller, the queue and the rights; each method
 validates its raw fields, calls the store's group part
 (``storage.groups.GroupStorage``) and returns dicts ready to be sent as JSON.
 
-Receipts are opaque to clients and unforgeable: the store's secret signs the
-queue incarnation, group name and incarnation, partition, message key, seek
-epoch and lease token (HMAC-SHA256, 128 bits). A receipt naming another
-queue or group, or not signed here, is a 400; one of an earlier incarnation
-of this group is simply lost (409), as SPEC asks.
+Receipts (``core.receipts``) are opaque to clients and unforgeable; one of
+an earlier incarnation of this group is simply lost (409), as SPEC asks.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hashlib
-import hmac
 import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-import msgspec
-
 from queuey.config import DEFAULTS
+from queuey.core import receipts
 from queuey.core import validation as v
 from queuey.core.errors import (
     AccessDenied,
     InvalidGroupName,
     InvalidUpdate,
     LeaseLost,
-    ValidationError,
 )
 from queuey.core.ids import format_id, format_timestamp, is_hex_id, parse_id, parse_timestamp
 from queuey.core.messages import (
@@ -54,17 +46,12 @@ from queuey.storage.groups import (
     Position,
 )
 from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
-from queuey.storage.window import Receipt
 
 MAX_LEASE = 43200
 MAX_DELIVERIES = 1000
 MAX_CLAIM = 1000
 MAX_WAIT = 60
-MAX_RECEIPTS = 1000
 MAX_CONSUMER = 100
-_SIGNATURE = 16
-_encode_payload = msgspec.msgpack.Encoder().encode
-_decode_payload = msgspec.msgpack.Decoder(list[Any]).decode
 
 
 def group_info(group: Group) -> dict[str, Any]:
@@ -136,72 +123,6 @@ class Groups:
         self.queues = queues
         self.messages = messages
         self.max_in_flight = max_in_flight
-
-    # -- receipts ----------------------------------------------------------------
-
-    async def _sign(self, payload: bytes) -> bytes:
-        secret = await self.store.receipt_secret()
-        return hmac.new(secret, payload, hashlib.sha256).digest()[:_SIGNATURE]
-
-    async def _receipt(self, group: Group, receipt: Receipt) -> str:
-        key = receipt.key
-        payload = _encode_payload(
-            [
-                group.queue.handle,
-                group.name,
-                group.handle,
-                receipt.partition,
-                key.ts,
-                key.tail,
-                receipt.epoch,
-                receipt.token,
-            ]
-        )
-        signed = payload + await self._sign(payload)
-        return base64.urlsafe_b64encode(signed).rstrip(b"=").decode()
-
-    async def _receipts(self, group: Group, value: Any) -> tuple[list[str], list[Receipt | None]]:
-        """The receipts of a request: parsed (None: an earlier incarnation of this group).
-
-        Anything that is not a receipt this server issued for this group: 400.
-        """
-        if isinstance(value, str):  # a form field: comma-separated (receipts hold no comma)
-            value = [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list) or not value:
-            raise ValidationError({"receipts": "Required"})
-        if len(value) > MAX_RECEIPTS:
-            raise ValidationError(
-                {"receipts": f"{len(value)} is greater than maximum value {MAX_RECEIPTS}"}
-            )
-        texts: list[str] = []
-        parsed: list[Receipt | None] = []
-        for item in value:
-            receipt = await self._parse(group, item) if isinstance(item, str) else False
-            if receipt is False or receipt is True:
-                raise ValidationError(
-                    {"receipts": f'"{v.clipped(str(item))}" is not a receipt of this group'}
-                )
-            texts.append(item)
-            parsed.append(receipt)
-        return texts, parsed
-
-    async def _parse(self, group: Group, text: str) -> Receipt | bool | None:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
-            return False
-        payload, signature = raw[:-_SIGNATURE], raw[-_SIGNATURE:]
-        if len(raw) <= _SIGNATURE or not hmac.compare_digest(signature, await self._sign(payload)):
-            return False
-        try:
-            qhandle, name, ghandle, partition, ts, tail, epoch, token = _decode_payload(payload)
-        except (msgspec.DecodeError, ValueError):
-            return False
-        if qhandle != group.queue.handle or name != group.name:
-            return False
-        if ghandle != group.handle:
-            return None
-        return Receipt(partition, MessageKey(ts, tail), epoch, token)
 
     # -- groups ------------------------------------------------------------------
 
@@ -312,14 +233,16 @@ class Groups:
         deadline = time.monotonic() + wait
         while True:
             found = await self.store.claim(group, partitions, limit, name, self.max_in_flight)
-            if found or time.monotonic() >= deadline:
+            # Closed waiters: the server is stopping; answer with what there is.
+            if found or time.monotonic() >= deadline or self.messages.waiters.closed:
                 break
             left = max(0.0, deadline - time.monotonic())
             await self.messages.waiters.wait(group.queue.handle, min(POLL_SECONDS, left))
+        secret = await self.store.receipt_secret()
         messages = [
             {
                 **message_info(d.message),
-                "receipt": await self._receipt(group, d.receipt),
+                "receipt": receipts.encode(secret, group, d.receipt),
                 "deliveries": d.deliveries,
             }
             for d in found
@@ -388,7 +311,9 @@ class Groups:
                 body.get("seconds"), "seconds", errors, group.settings.lease_seconds, 1, MAX_LEASE
             )
         raise_if(errors)
-        texts, parsed = await self._receipts(group, body.get("receipts"))
+        texts, parsed = receipts.parse(
+            await self.store.receipt_secret(), group, body.get("receipts")
+        )
         publish = await self._publish(group, body["publish"], texts, errors) if publishing else []
         raise_if(errors)
         current = [r for r in parsed if r is not None]

@@ -1,0 +1,106 @@
+"""Receipts of consumer groups: opaque to clients, unforgeable, naming their group.
+
+A receipt is the URL-safe base64 (no padding) of a msgpack list — queue
+incarnation, group name, group incarnation, partition, message key, seek
+epoch, lease token — followed by the first 128 bits of its HMAC-SHA256 under
+the store's secret (``GroupStorage.receipt_secret``). So a receipt naming
+another queue or group, or not signed by this store, is recognised without a
+lookup (400), and one of an earlier incarnation of this group is known to be
+lost (409). Receipts are signed, not encrypted: their holder can read them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from typing import Any
+
+import msgspec
+
+from queuey.core import validation as v
+from queuey.core.errors import ValidationError
+from queuey.storage.groups import Group
+from queuey.storage.keys import MessageKey
+from queuey.storage.window import Receipt
+
+MAX_RECEIPTS = 1000
+_SIGNATURE = 16
+_encode_payload = msgspec.msgpack.Encoder().encode
+_decode_payload = msgspec.msgpack.Decoder(list[Any]).decode
+
+
+class Foreign(Exception):
+    """Not a receipt this store issued for this group."""
+
+
+def _sign(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, payload, hashlib.sha256).digest()[:_SIGNATURE]
+
+
+def encode(secret: bytes, group: Group, receipt: Receipt) -> str:
+    key = receipt.key
+    payload = _encode_payload(
+        [
+            group.queue.handle,
+            group.name,
+            group.handle,
+            receipt.partition,
+            key.ts,
+            key.tail,
+            receipt.epoch,
+            receipt.token,
+        ]
+    )
+    return base64.urlsafe_b64encode(payload + _sign(secret, payload)).rstrip(b"=").decode()
+
+
+def decode(secret: bytes, group: Group, text: str) -> Receipt | None:
+    """The receipt; None if it belongs to an earlier incarnation of this group.
+
+    Raises :class:`Foreign` for anything else.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise Foreign(text) from None
+    payload, signature = raw[:-_SIGNATURE], raw[-_SIGNATURE:]
+    if len(raw) <= _SIGNATURE or not hmac.compare_digest(signature, _sign(secret, payload)):
+        raise Foreign(text)
+    try:
+        qhandle, name, ghandle, partition, ts, tail, epoch, token = _decode_payload(payload)
+    except (msgspec.DecodeError, ValueError):
+        raise Foreign(text) from None
+    if qhandle != group.queue.handle or name != group.name:
+        raise Foreign(text)
+    if ghandle != group.handle:
+        return None
+    return Receipt(partition, MessageKey(ts, tail), epoch, token)
+
+
+def parse(secret: bytes, group: Group, value: Any) -> tuple[list[str], list[Receipt | None]]:
+    """The ``receipts`` of a request (a list, or one comma-separated form field).
+
+    Returns the texts and, for each, its receipt (None: of an earlier
+    incarnation, so lost). Anything that is not a receipt of this group: 400.
+    """
+    if isinstance(value, str):  # a form field (receipts hold no comma)
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not value:
+        raise ValidationError({"receipts": "Required"})
+    if len(value) > MAX_RECEIPTS:
+        raise ValidationError(
+            {"receipts": f"{len(value)} is greater than maximum value {MAX_RECEIPTS}"}
+        )
+    parsed: list[Receipt | None] = []
+    for item in value:
+        try:
+            if not isinstance(item, str):
+                raise Foreign(str(item))
+            parsed.append(decode(secret, group, item))
+        except Foreign:
+            raise ValidationError(
+                {"receipts": f'"{v.clipped(str(item))}" is not a receipt of this group'}
+            ) from None
+    return list(value), parsed
