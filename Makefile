@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG := var/queuey.toml
 
-.PHONY: install serve test lint bench cassandra cassandra-cluster cassandra-stop clean
+.PHONY: install serve test lint bench chaos cassandra cassandra-cluster cassandra-stop clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ test: lint
 ## bench: measure, and write BENCHMARKS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## chaos: fault injection with a per-message check (docs/chaos.md); the Cassandra part
+## replaces the single test node with a 3-node cluster and restores one node after
+chaos: $(STAMP)
+	$(BIN)/python -m chaos --backend sqlite --seconds 60 && $(BIN)/python -m chaos --backend cassandra-cluster --seconds 90
 
 cassandra: $(STAMP)
 	$(BIN)/python -m scripts.cassandra_runner start --nodes 1
