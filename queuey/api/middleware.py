@@ -14,6 +14,8 @@ from queuey.api.http import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = b"GET, HEAD, POST, PUT, DELETE"
 ALLOW_HEADERS = b"Authorization, Content-Type, X-TTL, X-Partition, X-Idempotency-Key, Last-Event-ID"
+#: Response headers a page's script may read (besides the CORS-safelisted ones).
+EXPOSE_HEADERS = b"X-Request-ID, Retry-After"
 PREFLIGHT_BODY = b'{"status":"ok"}'
 
 
@@ -39,7 +41,11 @@ class CORSMiddleware:
         if origin is None or not (self.any_origin or origin.decode("latin-1") in self.origins):
             await self.app(scope, receive, send)
             return
-        cors = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        cors = [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-expose-headers", EXPOSE_HEADERS),
+            (b"vary", b"Origin"),
+        ]
         if preflight and scope["method"] == "OPTIONS":
             await send(
                 {

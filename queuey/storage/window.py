@@ -260,16 +260,15 @@ def _advance(window: Window, scanned: Sequence[MessageKey], now: int) -> None:
     """Move ``start`` past the done messages at its head; remember their accepted receipts."""
     by_key = {(r.ts, r.tail): r for r in window.records}
     done: list[Record] = []
+    following: MessageKey | None = None
     for key in scanned:
         record = by_key.get((key.ts, key.tail))
         if record is None or record.state not in DONE:
-            window.begin_at(key)
+            following = key
             break
         done.append(record)
-    else:
-        if scanned:
-            window.begin_at(successor(scanned[-1]))
-    if done:
+    if done:  # nothing done at the head: ``start`` stays where it is (null stays null)
+        window.begin_at(following or successor(done[-1].key))
         gone = {(r.ts, r.tail) for r in done}
         window.records = [r for r in window.records if (r.ts, r.tail) not in gone]
         window.recent.extend((r.ts, r.tail, r.token, now) for r in done if r.state == ACKED)
