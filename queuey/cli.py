@@ -130,6 +130,7 @@ def granian_on(sock: socket.socket) -> type[MPServer]:
 def serve(args: argparse.Namespace) -> int:
     """Run Queuey on granian with the resolved settings."""
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     try:
@@ -169,6 +170,14 @@ def serve(args: argparse.Namespace) -> int:
             workers=settings.workers,
             backlog=BACKLOG,
             log_access=False,  # Queuey writes its own access log ([server] access_log)
+            # A request whose headers stop arriving is dropped by granian (hyper) itself;
+            # a stalled body is the app's to answer (408, api/http.py).
+            http1_settings=HTTP1Settings(
+                header_read_timeout=max(1, int(settings.read_timeout * 1000))
+            ),
+            # At SIGTERM granian lets each connection finish its request, with no limit of its
+            # own: workers still busy after shutdown_seconds are killed (docs/operations.md).
+            workers_kill_timeout=settings.shutdown_seconds,
         ).serve()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -114,6 +114,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "log_format", str, "text", 'Access log lines as "text" or "json".'),
     Setting(
         "server",
+        "read_timeout",
+        float,
+        30.0,
+        "Seconds a request's headers or body may stop arriving (then 408, connection closed).",
+    ),
+    Setting(
+        "server",
+        "shutdown_seconds",
+        int,
+        10,
+        "Seconds requests under way may take to finish after SIGTERM; then workers are killed.",
+    ),
+    Setting(
+        "server",
         "trusted_proxies",
         list,
         (),
@@ -230,6 +244,8 @@ class Settings:
     max_in_flight: int = DEFAULTS["max_in_flight"]
     access_log: bool = DEFAULTS["access_log"]
     log_format: str = DEFAULTS["log_format"]
+    read_timeout: float = DEFAULTS["read_timeout"]
+    shutdown_seconds: int = DEFAULTS["shutdown_seconds"]
     trusted_proxies: tuple[str, ...] = DEFAULTS["trusted_proxies"]
     metrics_allow: tuple[str, ...] = DEFAULTS["metrics_allow"]
     anonymous_requests_per_second: float = DEFAULTS["anonymous_requests_per_second"]
@@ -268,6 +284,8 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
         complaint = problem(value)
         if complaint:
             raise ConfigError(f"{where}: {complaint}")
+    elif isinstance(value, float) and setting.key in POSITIVE and not value > 0:
+        raise ConfigError(f"{where}: must be more than 0")
     elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise ConfigError(f"{where}: must be at least 0")
     return value
@@ -326,7 +344,10 @@ RANGES: dict[str, Callable[[int], str | None]] = {
     "queue_cache_size": at_least_one,
     "idempotency_window": window_problem,
     "max_in_flight": at_least_one,
+    "shutdown_seconds": at_least_one,
 }
+#: Durations that must be more than 0 (the others may be 0).
+POSITIVE = frozenset({"read_timeout"})
 _INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
 
 

@@ -20,6 +20,7 @@ from queuey.api import ops
 from queuey.api.clients import ClientAddress
 from queuey.api.groups import GroupRoutes
 from queuey.api.http import (
+    BROKEN_OFF,
     ASGIApp,
     ClientDisconnected,
     Receive,
@@ -35,14 +36,17 @@ from queuey.api.middleware import CORSMiddleware
 from queuey.api.observe import ROUTE, AccessLog, Observer
 from queuey.api.routes import V1
 from queuey.api.routing import Router
-from queuey.config import Settings, load
+from queuey.api.stopping import on_stop
+from queuey.config import DEFAULTS, Settings, load
 from queuey.core.auth import ApplicationKeys, Authentication
 from queuey.core.errors import (
     MethodNotAllowed,
     NotFound,
     QueueyError,
+    RequestTimeout,
     StorageUnavailable,
     TooManyRequests,
+    ValidationError,
     from_storage,
 )
 from queuey.core.limits import Rate, RateLimiter
@@ -53,6 +57,11 @@ from queuey.storage import Storage, open_storage
 log = logging.getLogger(__name__)
 #: Seconds between two samples of the held reads of this process (for its metrics).
 SAMPLE_SECONDS = 1.0
+#: Answered, in case the client is still there, when its request body broke off.
+BROKEN_BODY = (
+    "The request body broke off before its end: the connection closed, "
+    "or its chunked framing is malformed."
+)
 
 
 def error_response(error: QueueyError) -> Response:
@@ -60,6 +69,8 @@ def error_response(error: QueueyError) -> Response:
     headers = [(b"allow", allow.encode())] if allow else []
     if isinstance(error, TooManyRequests):
         headers.append((b"retry-after", str(error.retry_after).encode()))
+    if isinstance(error, RequestTimeout):  # the rest of the body is not worth waiting for
+        headers.append((b"connection", b"close"))
     body = {"status": "error", "error_msg": dict(error.fields), **error.extra}
     return json_response(body, error.status, headers)
 
@@ -87,8 +98,12 @@ class QueueyApp:
         cors_origins: tuple[str, ...] = (),
         metrics: Metrics | None = None,
         access_log: AccessLog | None = None,
+        read_timeout: float = DEFAULTS["read_timeout"],
     ) -> None:
         self.service = service
+        self.read_timeout = read_timeout
+        #: Wake held requests at SIGTERM/SIGINT (a granian worker: see ``api/stopping.py``).
+        self.stop_on_signals = False
         self.router = router
         self.routes = router.routes
         self.metrics = metrics
@@ -106,19 +121,28 @@ class QueueyApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        """Start the store; close it at the end (tests enter this themselves)."""
+        """Start the store; close it at the end (tests enter this themselves).
+
+        At the end, and at SIGTERM in a server worker, held requests (claims
+        with ``wait``) are woken to answer as they stand.
+        """
         await self.service.storage.start()
+        waiters = self.service.messages.waiters
+        undo = on_stop(waiters.close) if self.stop_on_signals else None
         sampler = None
         if self.metrics is not None:
             sampler = asyncio.get_running_loop().create_task(self._sample(self.metrics))
         try:
             yield
         finally:
+            waiters.close()
+            if undo is not None:
+                undo()
             if sampler is not None:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
-            await self.service.storage.close()
+            await self.service.storage.close()  # the writer runs what was submitted first
 
     async def _sample(self, metrics: Metrics) -> None:
         """Keep this process's held reads current: each worker writes its own gauge."""
@@ -144,15 +168,21 @@ class QueueyApp:
             endpoint = route.endpoints.get(scope["method"])
             if endpoint is None:
                 raise MethodNotAllowed(allow=", ".join(sorted(route.methods)))
-            response = await endpoint(Request(scope, receive, segments, params))
+            response = await endpoint(Request(scope, receive, segments, params, self.read_timeout))
         except ClientDisconnected:
-            log.debug("client went away during %s %s", scope["method"], scope["path"])
-            return
+            log.debug("request body broke off: %s %s", scope["method"], scope["path"])
+            scope[BROKEN_OFF] = True
+            response = error_response(ValidationError({"body": BROKEN_BODY}))
+            response.headers.append((b"connection", b"close"))
         except Exception as exc:  # noqa: BLE001 - the one handler: every error is JSON
             error = as_queuey_error(exc)
             if isinstance(error, StorageUnavailable) and self.metrics is not None:
                 self.metrics.storage_error()
             response = error_response(error)
+            # Its traceback holds this frame, which holds it: without this cycle the request,
+            # and with it granian's hold on the connection, goes as soon as we return (so a
+            # 408 closes the connection at once, not at the next garbage collection).
+            exc.__traceback__ = None
         await response.send(send, head=scope["method"] == "HEAD")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -235,9 +265,13 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
     operations = ops.routes(service, metrics, client_address, settings.metrics_allow)
     router = Router([*v1.routes(), *groups.routes(), *operations])
     access_log = AccessLog(settings.log_format) if settings.access_log else None
-    return QueueyApp(service, router, settings.cors_origins, metrics, access_log)
+    return QueueyApp(
+        service, router, settings.cors_origins, metrics, access_log, settings.read_timeout
+    )
 
 
 def from_environment() -> ASGIApp:
     """App factory for server workers: settings from ``QUEUEY_*`` variables."""
-    return create_app(load())
+    app = create_app(load())
+    app.stop_on_signals = True
+    return app

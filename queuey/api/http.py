@@ -5,16 +5,20 @@ generality costs more than it gives: measured on one core (docs/architecture.md)
 Starlette's request/response objects and routing took more than half of the
 time of a POST. This module holds only what the endpoints use: the path as
 segments (empty ones dropped, as the original's router did), the query as a
-dict, headers, a body read with a size limit, and JSON answers.
+dict, headers, a body read with a size limit and a read timeout, and JSON answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
+
+from queuey.config import DEFAULTS
+from queuey.core.errors import RequestTimeout
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,10 +27,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _encode = msgspec.json.Encoder().encode
+#: Scope key the app sets when a request body broke off (the access log counts it as gone).
+BROKEN_OFF = "queuey.broken_off"
 
 
 class ClientDisconnected(Exception):
-    """The client went away before its request body arrived; nothing to answer."""
+    """The request body broke off before its end.
+
+    granian reports a client that went away and a body whose framing is
+    malformed (a bad chunk size) alike, as ``http.disconnect``; a client that
+    only half-closed its side, or sent a bad chunk, is still there to read an
+    answer, so one is sent (a 400) in case.
+    """
 
 
 class BodyTooLarge(Exception):
@@ -54,13 +66,22 @@ def path_segments(scope: Scope) -> list[str]:
 class Request:
     """One HTTP request: what the endpoints read of it, parsed on first use."""
 
-    __slots__ = ("_query", "headers", "method", "params", "receive", "scope", "segments")
+    __slots__ = (
+        "_query", "headers", "method", "params", "read_timeout", "receive", "scope", "segments",
+    )  # fmt: skip
 
     def __init__(
-        self, scope: Scope, receive: Receive, segments: list[str], params: dict[str, str]
+        self,
+        scope: Scope,
+        receive: Receive,
+        segments: list[str],
+        params: dict[str, str],
+        read_timeout: float = DEFAULTS["read_timeout"],
     ) -> None:
         self.scope = scope
         self.receive = receive
+        #: Seconds the body may stop arriving before :class:`RequestTimeout` (408).
+        self.read_timeout = read_timeout
         self.method: str = scope["method"]
         self.segments = segments
         self.params = params
@@ -94,7 +115,9 @@ class Request:
         """The whole body; :class:`BodyTooLarge` as soon as it passes ``limit`` bytes.
 
         A declared Content-Length over the limit is refused before anything is
-        read; a body without one is counted as it arrives.
+        read; a body without one is counted as it arrives. When nothing more
+        arrives for ``read_timeout`` seconds: :class:`RequestTimeout` (408);
+        when the body breaks off: :class:`ClientDisconnected`.
         """
         declared = self.header(b"content-length")
         if declared is not None and declared.isdigit() and declared.isascii():
@@ -103,18 +126,27 @@ class Request:
                 raise BodyTooLarge(limit, int(declared) if size <= 20 else None)
         chunks: list[bytes] = []
         received = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected()
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                if received > limit:
-                    raise BodyTooLarge(limit, None)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        loop = asyncio.get_running_loop()
+        try:
+            # One timer for the whole body, pushed back whenever a part arrives.
+            async with asyncio.timeout(self.read_timeout) as timer:
+                while True:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnected()
+                    chunk: bytes = message.get("body", b"")
+                    if chunk:
+                        received += len(chunk)
+                        if received > limit:
+                            raise BodyTooLarge(limit, None)
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    timer.reschedule(loop.time() + self.read_timeout)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"Nothing of the request body arrived for {self.read_timeout:g} seconds."
+            ) from None
 
 
 class Response:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from queuey.api.http import ASGIApp, Message, Receive, Scope, Send
+from queuey.api.http import BROKEN_OFF, ASGIApp, Message, Receive, Scope, Send
 from queuey.api.metrics import Metrics
 
 #: Scope keys the app fills in for the log: the route template, the caller's application.
@@ -147,6 +147,8 @@ class Observer:
         except _Gone:
             status = GONE
         finally:
+            if scope.get(BROKEN_OFF):  # answered in case it is still there; most are gone
+                status = GONE
             seconds = time.perf_counter() - started
             route = scope.get(ROUTE) or self.route_of(scope)
             if self.metrics is not None:

@@ -13,6 +13,7 @@ that maps them into this catalog.
     ├── InvalidQueueName        404  (unknown queue)
     ├── InvalidGroupName        404  (unknown consumer group)
     ├── MethodNotAllowed        405
+    ├── RequestTimeout          408  (the body stopped arriving: [server] read_timeout)
     ├── LeaseLost               409  (with what was done and what was lost)
     ├── PayloadTooLarge         413
     ├── TooManyRequests         429  (with the seconds to wait: Retry-After)
@@ -83,6 +84,11 @@ class MethodNotAllowed(QueueyError):
     def __init__(self, message: str | None = None, allow: str | None = None) -> None:
         super().__init__(message)
         self.allow = allow
+
+
+class RequestTimeout(QueueyError):
+    status = 408
+    default_message = "The request body stopped arriving."
 
 
 class PayloadTooLarge(QueueyError):
