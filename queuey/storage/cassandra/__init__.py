@@ -15,7 +15,9 @@ all or nothing is said in ``messages.py``.
 Modules: ``session.py`` (the driver session, consistency levels, errors as
 StoreUnavailable), ``schema.py``, ``statements.py`` (the CQL),
 ``timeuuids.py`` (keys as TimeUUIDs, hour buckets), ``queues.py`` (queue
-metadata), ``messages.py``, ``store.py`` (:class:`CassandraStorage`).
+metadata), ``messages.py``, ``idempotency.py``, ``groups.py`` (consumer
+groups, which lists the modules of its parts), ``store.py``
+(:class:`CassandraStorage`).
 Only this package imports the driver, an optional extra.
 """
 

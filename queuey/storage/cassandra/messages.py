@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from cassandra.query import BoundStatement
 
@@ -39,8 +39,11 @@ from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import MAX_TAIL, MIN_TAIL, hour, message_key, timeuuid
 from queuey.storage.keys import MessageKey
 
+T = TypeVar("T")
 #: Bytes a row costs a batch beyond its encoded values (measured on Cassandra 5: ~50-100).
 ROW_OVERHEAD = 128
+#: Statements one call runs at once when it runs one per partition or per message.
+FAN_OUT = 32
 
 
 class Row(NamedTuple):
@@ -69,6 +72,17 @@ async def all_of(calls: Sequence[Awaitable[Any]]) -> list[Any]:
         if isinstance(result, BaseException):
             raise result
     return results
+
+
+async def bounded(calls: Sequence[Awaitable[T]], limit: int = FAN_OUT) -> list[T]:
+    """Await every call, at most ``limit`` at a time; then raise the first failure, if any."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return await all_of([run(call) for call in calls])
 
 
 class Messages:

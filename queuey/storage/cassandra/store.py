@@ -3,10 +3,10 @@
 The connection and consistency levels are in ``session.py``, the schema in
 ``schema.py``, the CQL in ``statements.py``, queue metadata in ``queues.py``,
 messages in ``messages.py``, idempotency keys in ``idempotency.py`` and
-consumer groups (``storage.groups.GroupStorage``) in ``groups.py``. Keys
-are made here, on the web node, by one :class:`IdClock` per store: strictly
-increasing per node, but not in commit order across nodes, so range reads hide
-messages younger than the settle delay.
+consumer groups (``storage.groups.GroupStorage``) in ``groups.py`` and its
+parts. Keys are made here, on the web node, by one :class:`IdClock` per store:
+strictly increasing per node, but not in commit order across nodes, so range
+reads hide messages younger than the settle delay.
 """
 
 from __future__ import annotations
