@@ -103,6 +103,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Rows one purge step deletes (SQLite); each step is its own write between requests.",
     ),
     Setting(
+        "storage",
+        "reserve_bytes",
+        int,
+        8 * 1024 * 1024,
+        "Bytes of disk held beside the SQLite file, freed when the disk fills so deletes commit.",
+    ),
+    Setting(
         "server",
         "queue_cache_seconds",
         float,
@@ -237,6 +244,7 @@ class Settings:
     storage_readers: int = DEFAULTS["storage_readers"]
     storage_busy_timeout: float = DEFAULTS["storage_busy_timeout"]
     storage_purge_batch: int = DEFAULTS["storage_purge_batch"]
+    storage_reserve_bytes: int = DEFAULTS["storage_reserve_bytes"]
     cors_origins: tuple[str, ...] = DEFAULTS["cors_origins"]
     max_message_bytes: int = DEFAULTS["max_message_bytes"]
     max_request_bytes: int = DEFAULTS["max_request_bytes"]

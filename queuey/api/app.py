@@ -217,6 +217,7 @@ def storage_for(settings: Settings) -> Storage:
         busy_timeout=settings.storage_busy_timeout,
         purge_batch=settings.storage_purge_batch,
         idempotency_window=settings.idempotency_window,
+        reserve_bytes=settings.storage_reserve_bytes,
     )
 
 

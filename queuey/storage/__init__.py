@@ -28,13 +28,15 @@ def open_storage(
     busy_timeout: float | None = None,
     purge_batch: int | None = None,
     idempotency_window: int | None = None,
+    reserve_bytes: int | None = None,
 ) -> Storage:
     """A backend for ``url`` (not yet started).
 
     ``settle`` and ``create_schema`` apply to Cassandra; ``purge_interval``,
     ``readers``, ``busy_timeout`` and ``purge_batch`` to SQLite (see
     :class:`queuey.storage.sqlite.SQLiteStorage`; None keeps the default);
-    ``idempotency_window`` (seconds an idempotency key is remembered) to both.
+    ``idempotency_window`` (seconds an idempotency key is remembered) to both;
+    ``reserve_bytes`` (the disk-full reserve) to SQLite.
     Raises :class:`StorageURLError` for a URL no backend takes, or when the
     backend's driver is not installed.
     """
@@ -46,6 +48,7 @@ def open_storage(
             IDEMPOTENCY_WINDOW,
             PURGE_BATCH,
             READERS,
+            RESERVE_BYTES,
         )
 
         return SQLiteStorage(
@@ -57,6 +60,7 @@ def open_storage(
             idempotency_window=(
                 IDEMPOTENCY_WINDOW if idempotency_window is None else idempotency_window
             ),
+            reserve_bytes=RESERVE_BYTES if reserve_bytes is None else reserve_bytes,
         )
     if scheme == "cassandra":
         try:

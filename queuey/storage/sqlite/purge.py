@@ -15,7 +15,7 @@ import logging
 import sqlite3
 
 from queuey.storage.base import StoreUnavailable
-from queuey.storage.sqlite.writer import Txn, Writer
+from queuey.storage.sqlite.writer import Job, Txn, Writer
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,27 @@ async def purge(writer: Writer, batch: int) -> int:
     """Delete expired messages and keys, and those of deleted queues, ``batch`` rows a transaction.
 
     Returns the number of rows deleted. Raises :class:`StoreUnavailable` if
-    a batch fails; what earlier batches deleted stays deleted.
+    a batch fails; what earlier batches deleted stays deleted. On a full disk
+    a batch that finds no room is tried again with half as many rows: every
+    page a deletion changes needs room in the write-ahead log first.
     """
     total = 0
+    size = batch
+
+    async def run(job: Job[int]) -> int:
+        nonlocal size
+        while True:
+            try:
+                return await writer.submit(job, durable=False, frees=True)
+            except StoreUnavailable:
+                if not writer.disk_full or size == 1:
+                    raise
+                size = max(1, size // 2)
 
     def expired(conn: sqlite3.Connection, txn: Txn) -> int:
         rows = conn.execute(
             "SELECT qid, partition, ts, tail FROM messages WHERE expires <= ? LIMIT ?",
-            (txn.now_ms, batch),
+            (txn.now_ms, size),
         ).fetchall()
         conn.executemany(_DELETE, rows)
         return len(rows)
@@ -42,15 +55,15 @@ async def purge(writer: Writer, batch: int) -> int:
     def expired_keys(conn: sqlite3.Connection, txn: Txn) -> int:
         rows = conn.execute(
             "SELECT qid, key FROM idempotency_keys WHERE expires <= ? LIMIT ?",
-            (txn.now_ms, batch),
+            (txn.now_ms, size),
         ).fetchall()
         conn.executemany(_DELETE_KEY, rows)
         return len(rows)
 
     for job in (expired, expired_keys):
-        while (done := await writer.submit(job, durable=False)) > 0:
+        while (done := await run(job)) > 0:
             total += done
-            if done < batch:
+            if done < size:
                 break
 
     def dead(conn: sqlite3.Connection, txn: Txn) -> int:
@@ -60,20 +73,20 @@ async def purge(writer: Writer, batch: int) -> int:
             return -1
         rows = conn.execute(
             "SELECT qid, partition, ts, tail FROM messages WHERE qid = ? LIMIT ?",
-            (row[0], batch),
+            (row[0], size),
         ).fetchall()
         if rows:
             conn.executemany(_DELETE, rows)
             return len(rows)
         keys = conn.execute(
-            "SELECT qid, key FROM idempotency_keys WHERE qid = ? LIMIT ?", (row[0], batch)
+            "SELECT qid, key FROM idempotency_keys WHERE qid = ? LIMIT ?", (row[0], size)
         ).fetchall()
         if not keys:
             conn.execute("DELETE FROM dead_queues WHERE qid = ?", (row[0],))
         conn.executemany(_DELETE_KEY, keys)
         return len(keys)
 
-    while (done := await writer.submit(dead, durable=False)) >= 0:
+    while (done := await run(dead)) >= 0:
         total += done
     return total
 
@@ -109,8 +122,11 @@ class Purger:
 
     async def _loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow the cancel of
+            # stop() when a wake-up comes at the same time, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.run()

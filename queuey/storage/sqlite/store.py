@@ -39,6 +39,7 @@ from queuey.storage.sqlite import messages as message_sql
 from queuey.storage.sqlite import queues as queue_sql
 from queuey.storage.sqlite.connections import SMALL_READ, Readers, connect
 from queuey.storage.sqlite.purge import Purger
+from queuey.storage.sqlite.reserve import Reserve, Space
 from queuey.storage.sqlite.schema import migrate
 from queuey.storage.sqlite.writer import Txn, Writer
 from queuey.storage.window import Receipt
@@ -49,6 +50,7 @@ BUSY_TIMEOUT = 10.0
 PURGE_BATCH = 1000
 PURGE_INTERVAL = 30.0
 IDEMPOTENCY_WINDOW = 86400
+RESERVE_BYTES = 8 * 1024 * 1024
 
 
 class SQLiteStorage:
@@ -72,6 +74,9 @@ class SQLiteStorage:
     ``idempotency_window``
         Seconds a message's idempotency key is remembered, counted from its
         first post (``post_messages``). Default 86400.
+    ``reserve_bytes``
+        Disk held in ``<path>.reserve`` and given up when the disk fills, so
+        deletions can still commit (``reserve.py``); 0 for none. Default 8 MiB.
     """
 
     def __init__(
@@ -83,11 +88,14 @@ class SQLiteStorage:
         purge_batch: int = PURGE_BATCH,
         purge_interval: float = PURGE_INTERVAL,
         idempotency_window: int = IDEMPOTENCY_WINDOW,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         if readers < 1 or purge_batch < 1 or busy_timeout < 0 or purge_interval <= 0:
             raise ValueError("readers and purge_batch must be >= 1, the durations positive")
         if idempotency_window < 1:
             raise ValueError("idempotency_window must be at least 1 second")
+        if reserve_bytes < 0:
+            raise ValueError("reserve_bytes must not be negative")
         self.path = str(path)
         self.readers = readers
         self.busy_timeout = busy_timeout
@@ -96,7 +104,11 @@ class SQLiteStorage:
         self.idempotency_window = idempotency_window
         self._tail = new_tail()
         self._readers = Readers(self.path, threads=readers, busy_timeout=busy_timeout)
-        self._writer = Writer(refusals=(QueueNotFound, QueueChanged, GroupNotFound))
+        in_memory = self.path == ":memory:"
+        reserve = None if in_memory else Reserve(f"{self.path}.reserve", reserve_bytes)
+        self._writer = Writer(
+            refusals=(QueueNotFound, QueueChanged, GroupNotFound), space=Space(reserve)
+        )
         self._secret: bytes | None = None
         self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._started = False
@@ -158,6 +170,9 @@ class SQLiteStorage:
         )
         if not self._writer.alive:
             raise StoreUnavailable("the SQLite writer is not running")
+        failure = self._writer.failure
+        if failure is not None:
+            raise StoreUnavailable(f"SQLite writes fail: {failure}")
 
     def settle_seconds(self, consistency: str) -> float:
         # Keys are stamped in commit order: a message is visible exactly when committed.
@@ -188,7 +203,7 @@ class SQLiteStorage:
             queue_sql.delete(conn, qid)
             group_sql.delete_of_queue(conn, qid)
 
-        await self._writer.submit(delete, durable=True)
+        await self._writer.submit(delete, durable=True, frees=True)
         self._purger.wake()
 
     async def list_queues(self, app: str, start: str | None, limit: int) -> list[Queue]:
@@ -246,6 +261,7 @@ class SQLiteStorage:
         await self._writer.submit(
             lambda conn, txn: message_sql.delete(conn, qid, keys),
             durable=queue.settings.consistency != "weak",
+            frees=True,
         )
 
     # -- consumer groups (storage.groups.GroupStorage) -------------------------
@@ -280,7 +296,9 @@ class SQLiteStorage:
         )
 
     async def delete_group(self, group: Group) -> None:
-        await self._writer.submit(lambda conn, txn: group_sql.delete(conn, group), durable=True)
+        await self._writer.submit(
+            lambda conn, txn: group_sql.delete(conn, group), durable=True, frees=True
+        )
 
     async def claim(
         self,

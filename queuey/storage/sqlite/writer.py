@@ -17,6 +17,12 @@ on. Any other exception rolls the whole transaction back; the jobs then run
 again one per transaction, so only the faulty one fails (with
 :class:`StoreUnavailable`, the cause chained), unless the file is locked,
 which fails them all.
+
+A full disk (SQLITE_FULL) fails the whole transaction and puts the writer in
+the disk-full state of ``reserve.py``: the reserve is given up, jobs
+submitted with ``frees=True`` (deletions, the purge) are tried once more and
+keep running, the others are refused at once until space returns.
+:attr:`Writer.failure` names what keeps writes failing (for the heartbeat).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any, TypeAlias, TypeVar
 from queuey.storage.base import StoreUnavailable
 from queuey.storage.keys import IdClock
 from queuey.storage.sqlite.clock import TxnClock
+from queuey.storage.sqlite.reserve import Space
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,18 @@ T = TypeVar("T")
 
 #: Most jobs one transaction takes: bounds the latency of the first waiter.
 MAX_BATCH = 1024
+#: SQLite's primary result codes that mean the file cannot take writes (not one job's fault).
+TROUBLE = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PERM,
+    }
+)
 
 
 def now_ms() -> int:
@@ -78,6 +97,7 @@ class _Pending:
     durable: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    frees: bool = False
 
 
 _Outcome: TypeAlias = tuple[_Pending, Any, BaseException | None]
@@ -91,11 +111,13 @@ class Writer:
         *,
         refusals: tuple[type[Exception], ...] = (),
         max_batch: int = MAX_BATCH,
+        space: Space | None = None,
     ) -> None:
         """``refusals``: exceptions a job raises, before writing, to turn its caller away.
 
         They reach the caller unchanged and leave the rest of the transaction
-        alone. ``max_batch``: most jobs per transaction.
+        alone. ``max_batch``: most jobs per transaction. ``space``: the
+        disk-full state and reserve (default: none, writes are always tried).
         """
         self._refusals = refusals
         self._max_batch = max_batch
@@ -111,6 +133,24 @@ class Writer:
         #: ran, whether it was fsynced, and the seconds its COMMIT took (the fsync, if any).
         self.on_commit: Callable[[int, bool, float], None] | None = None
         self._commit_seconds = 0.0
+        self._space = space or Space(None)
+        self._failure: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why writes fail now, or None: the disk is full, or the last transaction's trouble.
+
+        Set when a transaction fails for the file's sake (a full disk, an I/O
+        error, a read-only file), cleared when one commits again.
+        """
+        if self._space.full:
+            return "the disk is full: only deletions are taken until space returns"
+        return self._failure
+
+    @property
+    def disk_full(self) -> bool:
+        """True from a write that found the disk full until space returns."""
+        return self._space.full
 
     @property
     def alive(self) -> bool:
@@ -118,6 +158,7 @@ class Writer:
 
     def start(self, conn: sqlite3.Connection) -> None:
         """Start the thread; it owns ``conn`` from now on and closes it when it stops."""
+        self._space.start(conn)
         self._jobs = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._loop, args=(conn,), name="queuey-sqlite-write", daemon=True
@@ -134,7 +175,7 @@ class Writer:
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
-    def submit(self, job: Job[T], durable: bool) -> asyncio.Future[T]:
+    def submit(self, job: Job[T], durable: bool, frees: bool = False) -> asyncio.Future[T]:
         """Queue ``job`` for the next transaction; its future resolves once that transaction ends.
 
         Call from a running event loop; the future belongs to that loop.
@@ -144,6 +185,7 @@ class Writer:
         of ``refusals``) before it writes, because a refusal does not undo what
         the job wrote. It may call ``txn.take(n)`` for message keys in commit
         order. ``durable`` asks for an fsync before the future resolves.
+        ``frees``: the job only deletes, so it runs on a full disk too.
 
         The future's result is what ``job`` returned, once the transaction has
         committed (and been fsynced if ``durable``). Its exception is a refusal
@@ -156,7 +198,7 @@ class Writer:
         with self._accept_lock:
             if not self._accepting:
                 raise StoreUnavailable("the store is closed")
-            self._jobs.put(_Pending(job, durable, future, loop))
+            self._jobs.put(_Pending(job, durable, future, loop, frees))
         return future
 
     # -- the thread ----------------------------------------------------------
@@ -179,6 +221,11 @@ class Writer:
                         stop = True
                         break
                     batch.append(more)
+                batch = self._admit(batch)
+                if not batch:
+                    if stop:
+                        return
+                    continue
                 wanted = "FULL" if any(p.durable for p in batch) else "NORMAL"
                 if wanted != synchronous:
                     try:
@@ -209,6 +256,15 @@ class Writer:
                     leftovers.append((pending, None, StoreUnavailable("the store is closed")))
             _resolve(leftovers)
 
+    def _admit(self, batch: list[_Pending]) -> list[_Pending]:
+        """The jobs that may run now; the others are refused (the disk is full)."""
+        admitted = [p for p in batch if self._space.admits(p.frees)]
+        if len(admitted) < len(batch):
+            error = StoreUnavailable("the disk is full; writes are refused until space returns")
+            kept = {id(p) for p in admitted}
+            _resolve([(p, None, error) for p in batch if id(p) not in kept])
+        return admitted
+
     def _report(self, jobs: int, synced: bool) -> None:
         """Call the stats hook; its failure must not stop the writer."""
         assert self.on_commit is not None
@@ -238,6 +294,11 @@ class Writer:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+            if code in TROUBLE:
+                self._failure = f"{type(exc).__name__}: {exc}"
+            if code == sqlite3.SQLITE_FULL:
+                return self._when_full(conn, batch, exc)
             locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
             if len(batch) > 1 and not locked:
                 return [o for pending in batch for o in self._run(conn, [pending])]
@@ -245,10 +306,29 @@ class Writer:
                 log.warning("SQLite transaction failed: %s", exc)
             else:  # not SQLite's own trouble: a value it cannot store, or a bug
                 log.warning("SQLite write job failed", exc_info=exc)
-            error = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            return [(pending, None, error) for pending in batch]
+            return [(pending, None, _unavailable(exc)) for pending in batch]
+        self._failure = None
+        try:
+            self._space.after_commit(conn)
+        except sqlite3.Error:
+            log.exception("cannot tell the free space of the file")
         return outcomes
+
+    def _when_full(
+        self, conn: sqlite3.Connection, batch: list[_Pending], exc: Exception
+    ) -> list[_Outcome]:
+        """No room for the transaction: only deletions get one more try, on the reserve."""
+        log.warning("SQLite transaction failed: %s", exc)
+        again = [p for p in batch if p.frees] if self._space.on_full(conn) else []
+        error = _unavailable(exc)
+        failed: list[_Outcome] = [(p, None, error) for p in batch if not p.frees or not again]
+        return failed + (self._run(conn, again) if again else [])
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    error = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
