@@ -41,6 +41,7 @@ class Settings:
     seconds: float
     warmup: float
     queues: tuple[int, ...]
+    groups: int
     connections: int
     profile: bool
     profile_seconds: float
@@ -63,6 +64,7 @@ class Settings:
             seconds=_env_float("BENCH_SECONDS", 2 if quick else 8),
             warmup=_env_float("BENCH_WARMUP", 1 if quick else 2),
             queues=tuple(sorted(int(q) for q in queues.split(","))),
+            groups=_env_int("BENCH_GROUPS", 1000 if quick else 10_000),
             connections=_env_int("BENCH_CONNECTIONS", 64),
             profile=(profiling.py_spy() is not None) if profile is None else profile == "1",
             profile_seconds=_env_float("BENCH_PROFILE_SECONDS", 2 if quick else 6),
@@ -86,10 +88,29 @@ class Scenario:
     load: wrk.Load
     per_request: float = 1.0
     """Messages per request, for messages per second (a batch of 100: 100)."""
+    counter: str | None = None
+    """The script's counter of messages, when requests carry varying numbers of them
+    (group.lua's ``acked``): messages per second come from it instead of ``per_request``."""
+    latency: str | None = None
+    """The script's own latency samples to report instead of wrk's, which time every
+    request (group.lua's ``claim_ms``: claims, not their acknowledgements)."""
+    prepare: Callable[[Scenario, float], None] | None = None
+    """Called before each run (warm-up included) with its seconds, untimed: to put in
+    place what the run will use up (messages for a group to claim)."""
     runs: list[wrk.Run] = field(default_factory=list)
 
     def _median(self, value: Callable[[wrk.Run], float]) -> float:
         return statistics.median(value(r) for r in self.runs) if self.runs else 0.0
+
+    def run_messages(self, run: wrk.Run) -> float:
+        """Messages per second in one run."""
+        if self.counter is None:
+            return run.rps * self.per_request
+        return run.extra.get(self.counter, 0.0) / run.seconds if run.seconds else 0.0
+
+    def total(self, counter: str) -> float:
+        """A script counter summed over the runs."""
+        return sum(r.extra.get(counter, 0.0) for r in self.runs)
 
     @property
     def rps(self) -> float:
@@ -97,15 +118,20 @@ class Scenario:
 
     @property
     def messages(self) -> float:
-        return self.rps * self.per_request
+        return self._median(self.run_messages)
+
+    def _percentile(self, run: wrk.Run, p: int) -> float:
+        if self.latency is None:
+            return run.p50_ms if p == 50 else run.p99_ms
+        return run.extra.get(f"{self.latency}_p{p}_us", 0.0) / 1000
 
     @property
     def p50(self) -> float:
-        return self._median(lambda r: r.p50_ms)
+        return self._median(lambda r: self._percentile(r, 50))
 
     @property
     def p99(self) -> float:
-        return self._median(lambda r: r.p99_ms)
+        return self._median(lambda r: self._percentile(r, 99))
 
     @property
     def server_cores(self) -> float:
@@ -158,9 +184,12 @@ class Harness:
     def scenario(
         self, key: str, title: str, server: Server, load: wrk.Load, per_request: float = 1.0
     ) -> Scenario:
-        made = Scenario(key, title, server, load, per_request)
-        self.scenarios[key] = made
-        self.report.command(title, load.shell(self.settings.seconds))
+        return self.add(Scenario(key, title, server, load, per_request))
+
+    def add(self, made: Scenario) -> Scenario:
+        """Record a scenario made elsewhere (its key, its command in the report)."""
+        self.scenarios[made.key] = made
+        self.report.command(made.title, made.load.shell(self.settings.seconds))
         return made
 
     def measure(self, scenarios: list[Scenario]) -> None:
@@ -168,6 +197,8 @@ class Harness:
         s = self.settings
         if s.warmup > 0:
             for one in scenarios:
+                if one.prepare is not None:
+                    one.prepare(one, s.warmup)
                 self.log(f"warm-up {s.warmup:g} s: {one.title}")
                 wrk.run(one.load, s.warmup, [])
         for round_ in range(1, s.runs + 1):
@@ -185,6 +216,8 @@ class Harness:
         """One run; again after a quiet spell when other processes took too much CPU."""
         s = self.settings
         for attempt in range(s.retries + 1):
+            if scenario.prepare is not None:
+                scenario.prepare(scenario, s.seconds)
             began = time.monotonic()
             result = wrk.run(scenario.load, s.seconds, scenario.server.pids())
             noisy = result.cpu.other > s.max_other
@@ -207,8 +240,12 @@ class Harness:
         met: bool,
         scenario: Scenario | None,
         latency: bool = False,
+        why: str = "",
     ) -> None:
+        """Record a target; a missed one says what bounds it (CPU accounting, then ``why``)."""
         bound = "" if met or scenario is None else self.bound(scenario, latency)
+        if why and not met:
+            bound = f"{bound}; {why}" if bound else why
         if bound and scenario is not None and scenario.other_cores > self.settings.max_other:
             bound += (
                 f"; noisy: other processes took up to {scenario.other_cores:.2f} cores"
@@ -234,19 +271,19 @@ class Harness:
         )
 
 
-def rows(scenarios: list[Scenario]) -> list[report.Row]:
-    """The report's rows: each scenario's medians."""
+def rows(scenarios: list[Scenario], by_messages: bool = False) -> list[report.Row]:
+    """The report's rows: each scenario's medians; ``by_messages``: runs in messages/s."""
     return [
         report.Row(
             title=s.title,
             rps=s.rps,
-            messages=s.messages if s.per_request != 1 else None,
+            messages=s.messages if by_messages or s.per_request != 1 or s.counter else None,
             p50=s.p50,
             p99=s.p99,
             server_cores=s.server_cores,
             other_cores=s.other_cores,
             errors=s.errors,
-            runs=tuple(r.rps for r in s.runs),
+            runs=tuple(s.run_messages(r) if by_messages else r.rps for r in s.runs),
         )
         for s in scenarios
     ]

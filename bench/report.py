@@ -25,6 +25,25 @@ class Row:
 
 
 @dataclass(frozen=True)
+class GroupState:
+    """What some consumer groups of one queue hold in the SQLite file."""
+
+    label: str
+    groups: int
+    """Rows in ``groups``."""
+    windows: int
+    """Rows in ``group_windows`` (one per group and partition, once claimed)."""
+    window_bytes: int
+    """The windows' length, summed."""
+    records: int
+    """Messages after a window's start that were leased: leased, released or done."""
+    recent: int
+    """Receipts accepted behind a window's start, remembered so that a retried ack succeeds."""
+    file_bytes: int | None
+    """How much the database grew when the groups were created, if measured."""
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     goal: str
@@ -46,6 +65,8 @@ class Report:
     commands: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     memories: list[tuple[str, float, float]] = field(default_factory=list)
+    group_rows: list[Row] = field(default_factory=list)
+    group_states: list[GroupState] = field(default_factory=list)
     profiles: dict[str, tuple[str, Profile]] = field(default_factory=dict)
     waited: float = 0.0
     load_before: float = 0.0
@@ -79,6 +100,11 @@ class Report:
 
     def figures(self, title: str, rows: list[Row]) -> None:
         self.sections.append((title, rows))
+
+    def groups(self, rows: list[Row], states: list[GroupState]) -> None:
+        """The consumer-group figures (runs in messages/s) and what the groups hold."""
+        self.group_rows += rows
+        self.group_states += states
 
     def target(
         self, name: str, goal: str, figure: str, met: bool, scenario: str | None, bound: str
@@ -144,21 +170,9 @@ class Report:
             verdict = "met" if t.met else "**missed**"
             out.append(f"| {t.name} | {t.goal} | {t.figure} | {verdict} | {t.bound} |")
         for title, rows in self.sections:
-            out += [
-                "",
-                f"## {title}",
-                "",
-                "| scenario | requests/s | messages/s | p50 ms | p99 ms | server cores"
-                " | other cores | errors | runs (requests/s) |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-            ]
-            for r in rows:
-                messages = f"{r.messages:,.0f}" if r.messages is not None else ""
-                runs = ", ".join(f"{v:,.0f}" for v in r.runs)
-                out.append(
-                    f"| {r.title} | {r.rps:,.0f} | {messages} | {r.p50:.2f} | {r.p99:.2f}"
-                    f" | {r.server_cores:.2f} | {r.other_cores:.2f} | {r.errors} | {runs} |"
-                )
+            out += ["", f"## {title}", "", *_figures(rows, "requests/s")]
+        if self.group_rows or self.group_states:
+            out += self._groups()
         out += [
             "",
             "`server cores`: CPU the server's processes used (1.00 = its core saturated);"
@@ -194,6 +208,43 @@ class Report:
         ]
         return "\n".join(out)
 
+    def _groups(self) -> list[str]:
+        out = [
+            "",
+            "## Consumer groups",
+            "",
+            "Claims and acknowledgements share wrk's connections (bench/lua/group.lua): each"
+            " claim's receipts are acknowledged by the next request sent. For them messages/s"
+            " counts messages acknowledged, requests/s claims and acks together, and p50/p99"
+            " time the claims alone; runs are in messages/s.",
+            "",
+            *_figures(self.group_rows, "messages/s"),
+        ]
+        if self.group_states:
+            out += [
+                "",
+                "What groups hold, read from the SQLite file with sqlite3 after the runs: rows,"
+                " the windows' bytes (`sum(length(window))`), and in them the records of"
+                " messages leased after each window's start and the receipts remembered behind"
+                " it (so that a retried acknowledgement succeeds, for an hour, at most 10,000"
+                " a window).",
+                "",
+                "| groups | rows in `groups` | rows in `group_windows` | window bytes | records"
+                " | remembered receipts | file growth |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            ]
+            for g in self.group_states:
+                grew = ""
+                if g.file_bytes is not None:
+                    grew = f"{g.file_bytes / 1e6:,.2f} MB"
+                    if g.groups:
+                        grew += f" ({g.file_bytes / g.groups:,.0f} bytes a group)"
+                out.append(
+                    f"| {g.label} | {g.groups:,} | {g.windows:,} | {g.window_bytes:,}"
+                    f" | {g.records:,} | {g.recent:,} | {grew} |"
+                )
+        return out
+
     def _profiles(self) -> list[str]:
         out = [
             "",
@@ -226,3 +277,20 @@ class Report:
             for (a, x), (b, y) in zip(own, total, strict=False):
                 out.append(f"| `{a}` | {x:.1%} | `{b}` | {y:.1%} |")
         return out
+
+
+def _figures(rows: list[Row], runs_unit: str) -> list[str]:
+    """A table of figures, one row a scenario."""
+    out = [
+        "| scenario | requests/s | messages/s | p50 ms | p99 ms | server cores"
+        f" | other cores | errors | runs ({runs_unit}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        messages = f"{r.messages:,.0f}" if r.messages is not None else ""
+        runs = ", ".join(f"{v:,.0f}" for v in r.runs)
+        out.append(
+            f"| {r.title} | {r.rps:,.0f} | {messages} | {r.p50:.2f} | {r.p99:.2f}"
+            f" | {r.server_cores:.2f} | {r.other_cores:.2f} | {r.errors} | {runs} |"
+        )
+    return out

@@ -9,10 +9,11 @@ started here is stopped at the end, also on failure or Ctrl-C.
 
 Settings (environment variables):
 
-- ``BENCH_QUICK=1``: a smoke run: 1 run of 2 s, 1,000 and 10,000 queues.
+- ``BENCH_QUICK=1``: a smoke run: 1 run of 2 s, 1,000 and 10,000 queues, 1,000 groups.
 - ``BENCH_RUNS`` (3), ``BENCH_SECONDS`` (8), ``BENCH_WARMUP`` (2): runs per
   figure, seconds per run, seconds of the discarded warm-up run.
 - ``BENCH_QUEUES`` (``1000,1000000``): store sizes for the many-queues figures.
+- ``BENCH_GROUPS`` (10000): consumer groups of one queue in the many-groups figures.
 - ``BENCH_CONNECTIONS`` (64): wrk's keep-alive connections.
 - ``BENCH_PROFILE`` (1 when py-spy is installed): profile each scenario whose
   target is missed, ``BENCH_PROFILE_SECONDS`` (6) long.
@@ -42,6 +43,7 @@ if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import fill, machine, on_cassandra, profiling, wrk
+from bench.groups import GroupBench
 from bench.harness import APP, KEY, ROOT, SIZE, Harness, Scenario, Settings, rows
 from bench.servers import Fleet, Server
 
@@ -51,8 +53,12 @@ class Bench(Harness):
 
     # -- the scenarios ---------------------------------------------------------
 
-    def single_server(self, fleet: Fleet) -> list[Scenario]:
-        """Baseline, posts, batches, reads and the mixed load on one server."""
+    def single_server(self, fleet: Fleet, beside: list[Scenario]) -> list[Scenario]:
+        """Baseline, posts, batches, reads and the mixed load on one server.
+
+        ``beside``: scenarios of other servers compared with these, measured in the
+        same interleaved rounds (claim and ack, compared with the batch POST).
+        """
         s = self.settings
         base = fleet.baseline()
         self.report.server("bare baseline", base.shell)
@@ -96,7 +102,7 @@ class Bench(Harness):
                           main, self.load(main, "/", "dynamic.lua", "mode=mixed",
                                           f"path=/v1/{APP}/mixed", "limit=10", f"size={SIZE}")),
         ]  # fmt: skip
-        self.measure(scenarios)
+        self.measure([*scenarios, *beside])
         rate = scenarios[-1].rps / 2
         half = self.scenario(
             "mixed-half",
@@ -143,6 +149,57 @@ class Bench(Harness):
         self.target("mixed load at half the maximum rate: p99", "<= 10 ms",
                     f"{half.p99:.2f} ms (p50 {half.p50:.2f} ms at {offered:,.0f} req/s)",
                     half.p99 <= 10, half, latency=True)  # fmt: skip
+
+    def consumer_groups(self, groups: GroupBench, flat_out: Scenario) -> None:
+        """Claim and ack paced, many groups on one queue, and what groups hold."""
+        half, many = groups.paced(flat_out), groups.many()
+        self.measure([half, *many])
+        late = sum(r.extra.get("late_sends", 0) for r in half.runs)
+        self.report.note(
+            f"Paced claims and acks: bench/lua/group.lua schedules its sends as paced.lua does;"
+            f" {late:,.0f} of {half.total('paced_sends'):,.0f} sends left more than 1 ms after"
+            " their slot."
+        )
+        posted = sum(b.posted for b in groups.backlogs.values())
+        if posted:
+            self.report.note(f"Consumer groups: {posted:,} messages posted between runs.")
+        measured = [flat_out, half, *many]
+        for one in measured:
+            dry, lost = one.total("empty_claims"), one.total("lost")
+            if dry or lost:
+                self.report.note(
+                    f"{one.title}: {dry:,.0f} claims found the group empty, {lost:,.0f}"
+                    " acknowledgements were answered LeaseLost."
+                )
+        self.report.groups(rows(measured, by_messages=True), groups.states())
+        self.group_targets(flat_out, half, groups.window_bytes)
+
+    def group_targets(self, flat_out: Scenario, half: Scenario, window_bytes: int) -> None:
+        """Claim and ack vs batch POST, claims' p99 when paced, many groups vs one."""
+        g = self.scenarios
+        batch, count = g["batch-weak"], self.settings.groups
+        ratio = flat_out.messages / batch.messages
+        self.target("claim and ack (100 a claim, 1 group, 4 partitions) vs batch POST",
+                    ">= 50%",
+                    f"{ratio:.0%} ({flat_out.messages:,.0f} vs {batch.messages:,.0f} msg/s)",
+                    ratio >= 0.5, flat_out,
+                    why="every claim and every ack decodes, updates and rewrites whole windows"
+                    " of the group in the one SQLite writer thread, and they grow with the"
+                    " receipts remembered for retried acks:"
+                    f" {window_bytes / 4 / 1000:,.0f} kB a partition after the runs"
+                    " (see Consumer groups)")  # fmt: skip
+        self.target("claims at half the maximum claim-and-ack rate: p99", "<= 10 ms",
+                    f"{half.p99:.2f} ms (p50 {half.p50:.2f} ms at {half.rps:,.0f} req/s)",
+                    half.p99 <= 10, half, latency=True)  # fmt: skip
+        for kind, verb in (("post", "POST"), ("claim", "claim and ack")):
+            one, many = g[f"group-{kind}-1"], g[f"group-{kind}-many"]
+            unit = "req/s" if kind == "post" else "msg/s"
+            few_rate = one.rps if kind == "post" else one.messages
+            many_rate = many.rps if kind == "post" else many.messages
+            ratio = many_rate / few_rate if few_rate else 0.0
+            self.target(f"{count:,} groups on one queue: {verb} vs 1 group", ">= 90%",
+                        f"{ratio:.0%} ({many_rate:,.0f} vs {few_rate:,.0f} {unit})",
+                        ratio >= 0.9, many)  # fmt: skip
 
     def many_queues(self, fleet: Fleet) -> list[Scenario]:
         """POST and GET to random queues of stores with ``queues`` queues each."""
@@ -209,6 +266,8 @@ class Bench(Harness):
             if key in self.report.profiles or scenario.server.process is None:
                 continue
             self.log(f"profiling {scenario.title}")
+            if scenario.prepare is not None:
+                scenario.prepare(scenario, s.profile_seconds)
             output = s.work / f"profile-{key}.txt"
             try:
                 found = profiling.record(scenario.server, scenario.load, s.profile_seconds, output)
@@ -236,8 +295,11 @@ class Bench(Harness):
         self.report.fsync(self.fsync_ms)
         began = time.monotonic()
         with Fleet(s.work, self.server_cores) as fleet:
-            self.report.figures("One server", rows(self.single_server(fleet)))
+            groups = GroupBench(self, fleet)
+            claim_ack = groups.claim_ack()
+            self.report.figures("One server", rows(self.single_server(fleet, [claim_ack])))
             self.single_targets()
+            self.consumer_groups(groups, claim_ack)
             if s.profile:
                 self.profiles()
         with Fleet(s.work, self.server_cores) as fleet:

@@ -1,9 +1,14 @@
-"""`queuey bench` against a real `queuey serve` process, plus its small parts."""
+"""`queuey bench` against a real `queuey serve` process, plus its small parts.
+
+Also the pieces of `make bench`'s consumer-group figures: bench/lua/group.lua
+under wrk against a real server, the state read from the file, the report.
+"""
 
 from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench import wrk
+from bench.groups import state
+from bench.report import GroupState, Report, Row
 from queuey.bench import Progress, message_body, percentile
 from queuey.cli import main
 from tests.conftest import APP1, ROOT, Server, write_config
@@ -220,3 +228,65 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 50) == 0.0
     assert message_body(12, 6) == "12:xxx"
     assert message_body(123456, 3) == "123"
+
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+
+
+@needs_wrk
+def test_bench_group_script_claims_and_acks(server: Server, tmp_path: Path) -> None:
+    """bench/lua/group.lua for 1 s: every claim's receipts acknowledged, as the server counts."""
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        made = http.post("/v1/app1", json={"queue_name": "work", "partitions": 4})
+        assert made.status_code == 201, made.text
+        for _ in range(3):
+            posted = http.post("/v1/app1/work", json={"messages": [{"body": "x"}] * 1000})
+            assert posted.status_code == 201, posted.text
+        group = http.put("/v1/app1/work/groups/g", json={"guarantee": "at_least_once"})
+        assert group.status_code == 201, group.text
+    args = ("key=key1", "path=/v1/app1/work/groups/g", "limit=100")
+    run = wrk.run(wrk.Load("group.lua", f"{server.url}/", args, connections=4), 1, [])
+    got = run.extra
+    assert run.errors == {}
+    assert (got["unmatched"], got["lost"]) == (0, 0)
+    assert got["claims"] >= 1 and got["acks"] >= 1
+    assert got["claim_ms_count"] == got["claims"]  # every answer matched to its claim
+    assert 0 < got["claim_ms_p50_us"] <= got["claim_ms_p99_us"]
+    assert got["acked"] <= got["claimed"] <= 3000
+    # Cut off at the end: at most one claim's worth unacknowledged per connection.
+    assert got["claimed"] - got["acked"] <= 4 * 100
+    with httpx.Client(base_url=server.url, headers=APP1) as http:
+        seen = http.get("/v1/app1/work/groups/g").json()
+    assert (seen["delivered"], seen["acknowledged"]) == (got["claimed"], got["acked"])
+
+    # Paced: the same script with a rate sends on its schedule.
+    paced = wrk.run(wrk.Load("group.lua", f"{server.url}/", (*args, "rate=20"), 2), 1, [])
+    assert paced.errors == {}
+    assert paced.extra["paced_sends"] >= 1
+    assert paced.extra["claims"] >= 1
+
+    found = state(tmp_path / "q.db", "g", "work", ["g"], None, app="app1")
+    assert (found.groups, found.label) == (1, "g")
+    assert 1 <= found.windows <= 4
+    assert found.window_bytes > 0
+    assert found.records + found.recent >= 1
+
+
+def test_bench_report_has_the_consumer_groups_section() -> None:
+    report = Report(quick=True)
+    report.settings(runs=1, seconds=2, warmup=1, connections=64, server_cores="0",
+                    loadgen_cores="1")  # fmt: skip
+    report.target("claim and ack vs batch POST", ">= 50%", "8% (1 vs 2 msg/s)", False,
+                  "group-claim", "server CPU")  # fmt: skip
+    claim = Row("claim 100 and ack them", 110.0, 4500.0, 400.0, 500.0, 0.9, 0.1, 0, (4500.0,))
+    idle = GroupState("1 group, idle", 1, 4, 32_046, 400, 600, None)
+    crowd = GroupState("10,000 groups", 10_000, 0, 0, 0, 0, 630_000)
+    report.groups([claim], [idle, crowd])
+    text = report.render(["CPU: test"], [("Python", "3")])
+    section = text.split("## Consumer groups", 1)[1].split("\n## ", 1)[0]
+    row = "| claim 100 and ack them | 110 | 4,500 | 400.00 | 500.00 | 0.90 | 0.10 | 0 | 4,500 |"
+    assert row in section
+    assert "runs (messages/s)" in section
+    assert "| 1 group, idle | 1 | 4 | 32,046 | 400 | 600 |  |" in section
+    assert "| 10,000 groups | 10,000 | 0 | 0 | 0 | 0 | 0.63 MB (63 bytes a group) |" in section
+    assert "| claim and ack vs batch POST | >= 50% | 8% (1 vs 2 msg/s) | **missed** |" in text

@@ -1,7 +1,7 @@
 -- Shared by the Queuey bench scripts: named arguments and a machine-readable report.
 --
 -- Arguments come after `--` on the wrk command line as key=value pairs.
--- done() prints one line `WRK-JSON {...}` that bench/loadgen.py reads;
+-- done() prints one line `WRK-JSON {...}` that bench/wrk.py reads;
 -- latencies are in microseconds.
 
 function parse_options(args)
@@ -38,6 +38,25 @@ end
 
 -- Scripts may set thread-local counters named in `extra_counters`; done() sums them.
 extra_counters = extra_counters or {}
+-- And thread-local lists of latencies in milliseconds named in `extra_samples`, for
+-- latencies of some requests only; done() reports NAME_count and NAME_p50_us, _p90_us,
+-- _p99_us over all threads (nearest rank).
+extra_samples = extra_samples or {}
+
+local function sample_fields(fields, name)
+   local all = {}
+   for _, thread in ipairs(threads) do
+      for _, value in ipairs(thread:get(name) or {}) do
+         table.insert(all, value)
+      end
+   end
+   table.sort(all)
+   table.insert(fields, string.format('"%s_count":%d', name, #all))
+   for _, p in ipairs({50, 90, 99}) do
+      local value = all[math.max(1, math.ceil(p / 100 * #all))] or 0
+      table.insert(fields, string.format('"%s_p%d_us":%d', name, p, math.floor(value * 1000)))
+   end
+end
 
 function done(summary, latency, requests)
    local fields = {
@@ -61,6 +80,9 @@ function done(summary, latency, requests)
          total = total + (tonumber(thread:get(name)) or 0)
       end
       table.insert(fields, string.format('"%s":%s', name, tostring(total)))
+   end
+   for _, name in ipairs(extra_samples) do
+      sample_fields(fields, name)
    end
    io.write("WRK-JSON {" .. table.concat(fields, ",") .. "}\n")
 end
