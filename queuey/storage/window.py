@@ -13,7 +13,7 @@ messages after it that were ever leased in this epoch: leased, released
 (available again at ``until``), acknowledged or dead. Acknowledging lets a
 later claim move ``start`` past every done record at its head, so a group
 costs a few records however long the queue. ``epoch`` grows on every seek:
-receipts of an earlier epoch are lost. ``recent`` remembers, for an hour, the
+receipts of an earlier epoch are lost. ``recent`` remembers, for ten minutes, the
 receipts accepted for messages already behind ``start``, so that a retried
 acknowledgement succeeds again.
 """
@@ -31,8 +31,8 @@ LEASED, RELEASED, ACKED, DEAD, EXPIRED = 0, 1, 2, 3, 4
 #: States of a message that is no longer pending.
 DONE = (ACKED, DEAD, EXPIRED)
 #: How long an accepted receipt behind ``start`` still acknowledges again.
-RECENT_MS = 3_600_000
-RECENT_MAX = 10_000
+RECENT_MS = 600_000
+RECENT_MAX = 1_000
 
 
 class Record(msgspec.Struct, array_like=True):
@@ -283,13 +283,20 @@ def dead(window: Window, count: int, lettered: bool) -> None:
         window.counters.dropped += count
 
 
-def _accepts(window: Window, receipt: Receipt, rules: Rules, now: int, action: str) -> bool:
+def _accepts(
+    window: Window,
+    receipt: Receipt,
+    rules: Rules,
+    now: int,
+    action: str,
+    index: dict[tuple[int, bytes], Record],
+) -> bool:
     """Whether ``receipt`` may acknowledge, release or extend (SPEC §6, by guarantee)."""
     if receipt.epoch != window.epoch:
         return False  # a seek leased everything again
     if rules.guarantee == "at_most_once":
         return True
-    record = window.find(receipt.key)
+    record = index.get((receipt.key.ts, receipt.key.tail))
     if record is None:
         behind = window.start is not None and receipt.key < window.start
         return (
@@ -332,12 +339,13 @@ def settle(
     accepted: list[Receipt] = []
     lost: list[Receipt] = []
     doomed: list[MessageKey] = []
+    index = {(r.ts, r.tail): r for r in window.records}
     for receipt in receipts:
-        if not _accepts(window, receipt, rules, now, action):
+        if not _accepts(window, receipt, rules, now, action, index):
             lost.append(receipt)
             continue
         accepted.append(receipt)
-        record = window.find(receipt.key)
+        record = index.get((receipt.key.ts, receipt.key.tail))
         if record is None or rules.guarantee == "at_most_once":
             continue
         if action == "ack" and record.state in (LEASED, RELEASED):
