@@ -164,6 +164,10 @@ class TimedOut(ConnectionFailed):
     """No answer within the configured timeout."""
 
 
+#: Failures that pass (a restarting server, a busy one): what a long-running loop
+#: (``iter(follow=True)``, ``consume``) waits out rather than raises.
+TRANSIENT = (ConnectionFailed, StorageUnavailable, TooManyRequests)
+
 #: Errors by the key the server names them with.
 BY_KEY: dict[str, type[QueueyError]] = {
     cls.__name__: cls
