@@ -10,13 +10,14 @@ per group. It prints the table and exits 1 on any violation.
 
 Modules, in the order a run uses them:
 
-- :mod:`.cli` — the command line and the run's outline (start, load, faults, drain, check);
+- :mod:`.cli` — the command line; owns every process a run starts and stops them all;
+- :mod:`.run` — one run: set up, load and faults, then drain and read (a watchdog beside);
 - :mod:`.servers` — ``queuey serve`` processes, killed as a whole process group;
 - :mod:`.backends` — SQLite file or a three-node Cassandra cluster, and its restoration;
-- :mod:`.api` — the HTTP calls, each answer classified (answered, refused, unknown);
-- :mod:`.history` — the events recorded in memory;
+- :mod:`.api` — the HTTP calls; a request without an answer raises ``NoAnswer``;
+- :mod:`.history` — the events recorded in memory (and dumped as JSON lines);
 - :mod:`.producers`, :mod:`.consumers` — the load, with its misbehaviour on purpose;
 - :mod:`.faults` — the schedule of SIGKILLs and restarts;
 - :mod:`.drain` — after the faults: settle unknown outcomes, empty every group, read the queue;
-- :mod:`.checker` — the invariants, the table and the stories of violations.
+- :mod:`.checker` — the invariants; :mod:`.report` — the table and the stories of violations.
 """

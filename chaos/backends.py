@@ -140,8 +140,10 @@ class Cluster:
     def close(self) -> None:
         if not self.touched:
             return
-        if layout_nodes() == 1 and runner.is_up(1):
-            print("Cassandra: a single node runs already (another process's); left alone")
+        pid = recorded_pid(1)
+        if layout_nodes() == 1 and pid is not None and pid not in self.pids.values():
+            # Running or still starting: another process's (a test session's); not ours to stop.
+            print(f"Cassandra: a single node (pid {pid}, not this run's) runs already; left alone")
             return
         print("Cassandra: stopping the cluster, starting the single node at 127.0.0.1", flush=True)
         runner.stop()

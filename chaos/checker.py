@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.consumers import GroupSpec
-from chaos.history import Ack, Answer, Claim, History, Lease, Stored
+from chaos.history import Ack, Answer, Claim, History, Lease, Post, Stored
 
 #: Slack for clock granularity between this process and the server (same machine).
 EPSILON = 0.05
@@ -72,6 +72,8 @@ class Verdict:
     rows: list[Row] = field(default_factory=list)
     #: For each violated check, examples: (keys, message ids) whose story to tell.
     examples: dict[str, list[tuple[set[str], set[str]]]] = field(default_factory=dict)
+    #: For each violated check, lines that name the offending requests themselves.
+    details: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -388,17 +390,24 @@ class Checker:
 
     def answers_allowed(self) -> None:
         odd: list[tuple[set[str], set[str]]] = []
-        count = 0
+        lines: list[str] = []
+
+        def report(kind: str, e: Post | Claim | Ack, keys: set[str], messages: set[str]) -> None:
+            group = "" if isinstance(e, Post) else f" {e.group}"
+            lines.append(
+                f"{e.sent:8.3f}s-{e.done or 0:8.3f}s  {e.actor:<14} {kind}{group} -> "
+                f"{e.status} {e.error[:200]}"
+            )
+            odd.append((keys, messages))
+
         for post in self.history.posts:
             if post.status not in (None, 201, 503) or (
                 post.status == 201 and len(post.answers) != len(post.keys)
             ):
-                count += 1
-                odd.append((set(post.keys), set()))
+                report(f"POST keys {','.join(post.keys)}", post, set(post.keys), set())
         for claim in self.history.claims:
             if claim.status not in (None, 200, 503) or claim.error.startswith("malformed"):
-                count += 1
-                odd.append((set(), {lease.message_id for lease in claim.leases}))
+                report("claim", claim, set(), {lease.message_id for lease in claim.leases})
         for ack in self.history.acks:
             if ack.status is None or ack.status == 503:
                 continue
@@ -409,9 +418,12 @@ class Checker:
                 or accepted & lost
                 or (ack.status == 200) != (not lost)
             ):
-                count += 1
-                odd.append((set(), {self.message_of.get(r, "") for r in ack.receipts} - {""}))
-        self.row("answers", "unexpected statuses or bodies", count, MUST_BE_ZERO, odd)
+                messages = {self.message_of.get(r, "") for r in ack.receipts} - {""}
+                report(f"ack of {len(ack.receipts)} receipt(s)", ack, set(), messages)
+        check = "unexpected statuses or bodies"
+        self.row("answers", check, len(lines), MUST_BE_ZERO, odd)
+        if lines:  # in the order sent (each line begins with its time)
+            self.verdict.details[f"answers: {check}"] = sorted(lines, key=lambda t: float(t[:8]))
 
 
 def check(

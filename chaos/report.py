@@ -135,10 +135,14 @@ class Stories:
 def stories(verdict: Verdict, history: History, stored: list[Stored]) -> dict[str, list[str]]:
     teller = Stories(history, stored)
     told: dict[str, list[str]] = {}
+    for check in verdict.details.keys() - verdict.examples.keys():
+        told[check] = list(verdict.details[check])
     for check, examples in verdict.examples.items():
         section = check.split(": ")[0]  # "alo (at_least_once)" for a group's check
         group = section.split(" (")[0] if " (" in section else None
-        lines: list[str] = []
+        lines: list[str] = [*verdict.details.get(check, [])]
+        if lines:
+            lines += ["", "stories of the first examples:"]
         for keys, messages in examples:
             lines.extend(teller.tell(keys, messages, group))
             lines.append("")

@@ -251,3 +251,13 @@ def test_a_violation_has_a_story() -> None:
     assert "claim alo -> m1 deliveries=2 receipt R4" in text
     assert "ack alo [R2] -> 200 acknowledged=[R2] lost=[]" in text
     assert "----- server: SIGKILL" in text
+
+
+def test_an_unexpected_answer_is_shown_itself() -> None:
+    scenario = Scenario()
+    scenario.ack("eo", 1.5, ["eo-r1"], status=500)
+    scenario.history.acks[-1].error = '{"error_msg": {"QueueyError": "..."}}'
+    verdict = scenario.verdict()
+    (lines,) = stories(verdict, scenario.history, scenario.stored).values()
+    assert "   1.500s-   1.600s  c              ack of 1 receipt(s) eo -> 500" in lines[0]
+    assert "QueueyError" in lines[0]
