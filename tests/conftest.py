@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,9 +154,12 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         with self.log.open("wb") as log:
+            # A session of its own: killing the group also kills granian's workers,
+            # which outlive a SIGKILL of the main process alone.
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-            )
+                self.command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -166,6 +170,13 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"queuey serve did not answer in {timeout}s: {self.log.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (a crash), and reap it."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -174,6 +185,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None:  # workers left behind, if any
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

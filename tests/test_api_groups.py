@@ -1592,9 +1592,7 @@ def test_group_state_survives_sigkill(tmp_path: Path, serve: type[Server]) -> No
         ]
         first, second = ok(http.post("/q/groups/g/claim", json={"limit": 2}))["messages"]
         ok(http.post("/q/groups/g/ack", json={"receipts": [first["receipt"]]}))
-    assert server.process is not None
-    server.process.kill()
-    server.process.wait()
+    server.kill()
 
     server = serve(config).start()
     with httpx.Client(base_url=f"{server.url}/v1/app1", headers=APP1, timeout=10) as http:

@@ -37,6 +37,7 @@
 
 from __future__ import annotations
 
+from cassandra import DriverException
 from cassandra.cluster import Session
 
 TABLES = (
@@ -87,3 +88,8 @@ def create(session: Session, keyspace: str, replication: int, datacenters: dict[
     )
     for statement in TABLES:
         session.execute(statement.format(ks=keyspace), timeout=60)
+    # A table another process created a moment ago is "not created" here, so the
+    # driver did not wait for the nodes to agree on it: wait now, or the next
+    # PREPARE may land on a node that does not know the table yet.
+    if not session.cluster.control_connection.wait_for_schema_agreement(wait_time=60):
+        raise DriverException("the Cassandra nodes do not agree on the schema after 60 s")

@@ -29,12 +29,15 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, RoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from queuey.storage.base import StoreUnavailable
 from queuey.storage.cassandra import schema, statements
 
-DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+#: What the driver raises for trouble. ``ErrorMessage`` covers server errors it has no
+#: class for, e.g. 0x1700 "CAS operation result is unknown" (protocol v5).
+DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, ErrorMessage, OSError)
 #: What binding a value the column cannot hold raises (a str that is no UTF-8, an int too big).
 ENCODE_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
 
