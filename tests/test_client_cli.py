@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -56,6 +57,13 @@ def queuey(
         timeout=60,
         check=False,
     )
+
+
+def line_of(stream: IO[str], timeout: float = 20.0) -> str:
+    """The next line of a child's output, or a failure after ``timeout`` (never a hang)."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, f"no line in {timeout} s"
+    return stream.readline()
 
 
 def started(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -128,15 +136,17 @@ def test_since_takes_durations() -> None:
 def test_read_follow_tails_until_ctrl_c(env: dict[str, str], client: Client) -> None:
     queue = client.queue(unique())
     queue.create()
-    queue.post("old")
-    tail = started(env, "read", queue.name, "--since", "now", "--follow", "--body")
+    queue.post("older")
+    old = queue.post("old")
+    # Since the last message (inclusive): no race with the command's start-up.
+    tail = started(env, "read", queue.name, "--since", old.message_id, "--follow", "--body")
     try:
-        time.sleep(0.5)
-        queue.post("new 1")
         assert tail.stdout is not None
-        assert tail.stdout.readline() == "new 1\n"
+        assert line_of(tail.stdout) == "old\n"
+        queue.post("new 1")
+        assert line_of(tail.stdout) == "new 1\n"
         queue.post("new 2")
-        assert tail.stdout.readline() == "new 2\n"
+        assert line_of(tail.stdout) == "new 2\n"
     finally:
         tail.send_signal(signal.SIGINT)
         _, err = tail.communicate(timeout=10)
