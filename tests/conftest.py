@@ -30,6 +30,8 @@ from queuey.storage.base import Storage
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"app1": ("key1",), "app2": ("key2",), "app3": ("key3a", "key3b")}
 ALLOWED_ORIGIN = "http://allowed.example"
+#: The disk-full reserve of test stores (storage.reserve_bytes): enough to exercise it.
+RESERVE = 64 * 1024
 
 #: Backends every storage and API test runs against; a developer may narrow them
 #: with QUEUEY_TEST_BACKENDS=sqlite for a quick local run (CI never sets it).
@@ -85,6 +87,8 @@ def settings(backend_url: str) -> Settings:
         storage_settle_weak=0.0,
         storage_settle_strong=0.0,
         storage_settle_very_strong=0.0,
+        # The disk-full reserve (8 MiB by default) of hundreds of test files would take GBs.
+        storage_reserve_bytes=RESERVE,
     )
 
 
@@ -132,7 +136,8 @@ def write_config(path: Path, storage_url: str, port: int) -> Path:
     keys = "\n".join(f'{app} = ["{k[0]}"]' for app, k in KEYS.items())
     path.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
-        f'[storage]\nurl = "{storage_url}"\nsettle_weak = 0.0\nsettle_strong = 0.0\n\n'
+        f'[storage]\nurl = "{storage_url}"\nsettle_weak = 0.0\nsettle_strong = 0.0\n'
+        f"reserve_bytes = {RESERVE}\n\n"
         f"[application_keys]\n{keys}\n",
         encoding="utf-8",
     )

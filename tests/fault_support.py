@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import KEYS, ROOT, free_port
+from tests.conftest import KEYS, RESERVE, ROOT, free_port
 
 KEY = KEYS["app1"][0]
 AUTH = {"Authorization": f"Application {KEY}"}
@@ -35,7 +35,11 @@ def write_config(
     server: dict[str, Any] | None = None,
     storage: dict[str, Any] | None = None,
 ) -> Path:
-    """A configuration file: SQLite at ``db``, the test keys, and extra settings per section."""
+    """A configuration file: SQLite at ``db``, the test keys, and extra settings per section.
+
+    The disk-full reserve is the tests' small one unless ``storage`` says otherwise.
+    """
+    storage = {"reserve_bytes": RESERVE, **(storage or {})}
 
     def table(values: dict[str, Any]) -> str:
         return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
@@ -43,7 +47,7 @@ def write_config(
     keys = "".join(f'{app} = ["{k[0]}"]\n' for app, k in KEYS.items())
     path.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n{table(server or {})}\n'
-        f'[storage]\nurl = "sqlite:///{db}"\n{table(storage or {})}\n'
+        f'[storage]\nurl = "sqlite:///{db}"\n{table(storage)}\n'
         f"[application_keys]\n{keys}",
         encoding="utf-8",
     )

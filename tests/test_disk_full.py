@@ -12,6 +12,7 @@ needs root: a machine that cannot mount skips this test, CI fails it.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from queuey.storage.base import StoreUnavailable
+from queuey.storage.sqlite import SQLiteStorage
 from tests.conftest import in_ci
 from tests.fault_support import Queuey, troubles
 
@@ -139,3 +142,25 @@ def test_a_full_disk_refuses_writes_takes_deletions_and_recovers(
     assert "space returned on the disk: the reserve is held again" in log
     assert "space returned (" in log
     assert not [line for line in troubles(log) if "Traceback" in line], log
+
+
+async def test_the_heartbeat_reports_failing_writes_until_one_succeeds(tmp_path: Path) -> None:
+    """Any trouble of the file (here an I/O error) makes ping() fail until a write commits."""
+    store = SQLiteStorage(tmp_path / "q.db", reserve_bytes=0)
+    await store.start()
+    try:
+        await store.ping()
+
+        def broken(conn: sqlite3.Connection, txn: object) -> None:
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE
+            raise error
+
+        with pytest.raises(StoreUnavailable):
+            await store._writer.submit(broken, durable=True)
+        with pytest.raises(StoreUnavailable, match="disk I/O error"):
+            await store.ping()
+        await store._writer.submit(lambda conn, txn: None, durable=True)
+        await store.ping()
+    finally:
+        await store.close()
