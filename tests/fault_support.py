@@ -76,21 +76,28 @@ class Queuey:
         self.log = directory / f"queuey-{self.port}.log"
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0  # where this run's output starts in the log
 
     def start(self, timeout: float = 30.0) -> Queuey:
         command = [sys.executable, "-m", "queuey.cli", "serve", "--config", str(self.config)]
         command += ["--workers", str(self.workers)]
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
+        # Every worker, not only the first to answer: a worker still starting misses a
+        # SIGTERM (granian 2.8.9), and is killed only after shutdown_seconds.
+        started = [f"Started worker-{n}" for n in range(1, self.workers + 1)]
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"queuey serve exited: {self.output()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/__lbheartbeat__", timeout=1).status_code == 200:
-                    return self
+                    run = self.log.read_bytes()[self._offset :].decode(errors="replace")
+                    if all(line in run for line in started):
+                        return self
             time.sleep(0.05)
         raise RuntimeError(f"queuey serve did not answer in {timeout}s: {self.output()}")
 

@@ -12,6 +12,7 @@ gives.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from queuey.api.http import Message, ReadTimeouts, Request
+from queuey.core.errors import RequestTimeout
 from tests.fault_support import (
     AUTH,
     Queuey,
@@ -157,6 +160,30 @@ def test_clients_gone_mid_request_leave_no_warning_and_the_server_serves_on(
     for rid in ids:
         (line,) = [line for line in new.splitlines() if f"request_id={rid}" in line]
         assert "status=499" in line and "route=/v1/{app}/{queue}" in line
+
+
+async def test_a_stalled_read_times_out_and_other_cancellations_pass_through() -> None:
+    """In-process: the sweep ends a read that waits too long; a cancel of its own is kept."""
+    timeouts = ReadTimeouts(0.2)
+
+    async def nothing() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("never")
+
+    def request() -> Request:
+        return Request({"method": "POST", "headers": []}, nothing, [], {}, timeouts)
+
+    began = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        await request().body(100)
+    assert 0.2 <= time.monotonic() - began < 0.5
+    reading = asyncio.create_task(request().body(100))
+    await asyncio.sleep(0.05)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await asyncio.sleep(0.3)  # the sweep finds nothing left to end
+    assert not timeouts._waiting and not timeouts._expired
 
 
 # -- what granian answers itself (no JSON, no request id, no access-log line) ----------

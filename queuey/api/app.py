@@ -23,6 +23,7 @@ from queuey.api.http import (
     BROKEN_OFF,
     ASGIApp,
     ClientDisconnected,
+    ReadTimeouts,
     Receive,
     Request,
     Response,
@@ -101,7 +102,7 @@ class QueueyApp:
         read_timeout: float = DEFAULTS["read_timeout"],
     ) -> None:
         self.service = service
-        self.read_timeout = read_timeout
+        self.read_timeouts = ReadTimeouts(read_timeout)
         #: Wake held requests at SIGTERM/SIGINT (a granian worker: see ``api/stopping.py``).
         self.stop_on_signals = False
         self.router = router
@@ -168,7 +169,7 @@ class QueueyApp:
             endpoint = route.endpoints.get(scope["method"])
             if endpoint is None:
                 raise MethodNotAllowed(allow=", ".join(sorted(route.methods)))
-            response = await endpoint(Request(scope, receive, segments, params, self.read_timeout))
+            response = await endpoint(Request(scope, receive, segments, params, self.read_timeouts))
         except ClientDisconnected:
             log.debug("request body broke off: %s %s", scope["method"], scope["path"])
             scope[BROKEN_OFF] = True
