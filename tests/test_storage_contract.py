@@ -28,6 +28,9 @@ from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
 from queuey.storage.sqlite import SQLiteStorage
 from queuey.storage.window import Receipt
 
+#: Tests of what only Cassandra does (SQLite does it in one transaction).
+ONLY_CASSANDRA = pytest.mark.parametrize("backend_url", ["cassandra"], indirect=True)
+
 
 def msg(body: str, partition: int = 1, ttl: int = 3600) -> NewMessage:
     return NewMessage(body=body, content_type="text/plain", ttl=ttl, partition=partition)
@@ -486,14 +489,14 @@ async def test_a_failed_post_resent_with_its_keys_is_stored_once(storage: Storag
     assert await storage.count_messages(queue) == 3
 
 
+@ONLY_CASSANDRA
 async def test_cassandra_completions_never_override_or_bring_back_a_message(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the stored flag (its write lost) a repeated key reads the message by id and,
     not finding it, writes it at the record's time: an older write than the original
     message and than its deletion, so either wins."""
-    if not isinstance(storage, CassandraStorage):
-        pytest.skip("SQLite records a key in the transaction that stores its message")
+    assert isinstance(storage, CassandraStorage)
 
     async def lost(*args: object) -> None:
         pass
@@ -553,13 +556,13 @@ async def test_groups_on_two_stores_never_lease_one_message_twice(
         await other.close()
 
 
+@ONLY_CASSANDRA
 async def test_cassandra_a_retried_window_write_posts_a_dead_letter_once(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The dead letter is posted before the window change; when that change loses a race
     and is applied again, the dead letter's idempotency key keeps it one message."""
-    if not isinstance(storage, CassandraStorage):
-        pytest.skip("SQLite copies a dead letter in the transaction that marks it dead")
+    assert isinstance(storage, CassandraStorage)
     queue = await new_queue(storage)
     dead = await new_queue(storage, "dead")
     settings = GroupSettings(max_deliveries=1, dead_letter_queue="dead")
@@ -583,14 +586,14 @@ async def test_cassandra_a_retried_window_write_posts_a_dead_letter_once(
     assert (report.counters.dead_lettered, report.partitions[0].pending) == (1, 0)
 
 
+@ONLY_CASSANDRA
 async def test_cassandra_ack_and_publish_cut_after_publishing_completes_on_retry(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cut between publishing and acknowledging: the messages are stored, the lease is
     guarded (not delivered again when it would have ended), and the same request again
     publishes nothing new and acknowledges."""
-    if not isinstance(storage, CassandraStorage):
-        pytest.skip("SQLite acknowledges and publishes in one transaction")
+    assert isinstance(storage, CassandraStorage)
     queue = await new_queue(storage)
     out = await new_queue(storage, "out")
     group, _ = await storage.create_group(queue, "g", GroupSettings(lease_seconds=1), "earliest")
