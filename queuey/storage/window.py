@@ -242,15 +242,23 @@ def scan_size(window: Window, limit: int) -> int:
 
 
 def _forget_vanished(window: Window, scanned: Sequence[MessageKey]) -> None:
-    """Drop records of messages no longer stored (expired or deleted) within the scanned range."""
+    """Drop leases of messages no longer stored (expired or deleted) within the scanned range.
+
+    Done records stay even when a scan does not show their message: a scan that
+    misses a row (a replica behind, on Cassandra) must not make a done message
+    deliverable again. They leave when ``start`` passes them (``_advance``).
+    """
     last = scanned[-1] if scanned else None
     present = {(k.ts, k.tail) for k in scanned}
     kept = []
     for record in window.records:
         inside = last is None or (record.ts, record.tail) <= (last.ts, last.tail)
-        if inside and (record.ts, record.tail) not in present:
-            if record.state in (LEASED, RELEASED):
-                window.counters.expired += 1
+        if (
+            inside
+            and record.state in (LEASED, RELEASED)
+            and (record.ts, record.tail) not in present
+        ):
+            window.counters.expired += 1
             continue
         kept.append(record)
     window.records = kept
@@ -269,9 +277,10 @@ def _advance(window: Window, scanned: Sequence[MessageKey], now: int) -> None:
         done.append(record)
     if done:  # nothing done at the head: ``start`` stays where it is (null stays null)
         window.begin_at(following or successor(done[-1].key))
-        gone = {(r.ts, r.tail) for r in done}
-        window.records = [r for r in window.records if (r.ts, r.tail) not in gone]
-        window.recent.extend((r.ts, r.tail, r.token, now) for r in done if r.state == ACKED)
+        start = (window.start_ts, window.start_tail)
+        behind = [r for r in window.records if (r.ts, r.tail) < start]
+        window.records = [r for r in window.records if (r.ts, r.tail) >= start]
+        window.recent.extend((r.ts, r.tail, r.token, now) for r in behind if r.state == ACKED)
     window.recent = [e for e in window.recent if e[3] > now - RECENT_MS][-RECENT_MAX:]
 
 
