@@ -183,12 +183,11 @@ def test_at_least_once_may_ack_its_own_released_message_until_leased_again() -> 
 
 def test_a_scan_that_misses_a_done_message_does_not_make_it_deliverable() -> None:
     """A replica behind may leave a row out of one scan: done stays done, no second count."""
-    r = rules("at_most_once")
+    r = rules("at_least_once")
     window = w.load(None)
-    leased, _ = w.claim(window, 1, KEYS[:3], r, 0, 2, None)
-    assert [c.key for c in leased] == KEYS[:2]
-    acknowledged = window.counters.acknowledged
-    w.claim(window, 1, [KEYS[0], KEYS[2]], r, 10, 0, None)  # KEYS[1] missing from this scan
-    again, _ = w.claim(window, 1, KEYS[:3], r, 20, 10, None)  # and back in the next
-    assert [c.key for c in again] == [KEYS[2]]
-    assert window.counters.acknowledged == acknowledged + 1
+    leased, _ = w.claim(window, 1, KEYS[:3], r, 0, 3, None)
+    w.settle(window, [leased[1].receipt], r, 10, "ack")  # done, but not at the head
+    w.claim(window, 1, [KEYS[0], KEYS[2]], r, 20, 0, None)  # KEYS[1] missing from this scan
+    again, _ = w.claim(window, 1, KEYS[:4], r, 30, 10, None)  # and back in the next
+    assert [c.key for c in again] == [KEYS[3]]
+    assert window.counters.acknowledged == 1
