@@ -9,7 +9,9 @@ rest, as an app written for it would: routing and path parameters, headers,
 query and body through its own request object, the answer through its own
 response, errors through its own exception handler. The endpoints read the
 request through :class:`queuey.api.http.Request`; each adapter subclasses it
-to read from the framework's request instead.
+to read from the framework's request instead. The body comes through the
+framework's stream, without Queuey's read timeout (``http.ReadTimeouts``,
+about 1 µs a request): a small advantage to the adapters.
 """
 
 from __future__ import annotations
