@@ -333,8 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for running in servers.values():
             running.stop()
+    # Measured: the files (hundreds of MB of rows and access-log lines) are not needed
+    # any more. A run that failed keeps them, for its servers' logs.
+    shutil.rmtree(work, ignore_errors=True)
     block = table(measured)
     print("\n" + block)
+    if args.no_write:
+        return 0
     if measured.other() > args.max_other and not args.write_noisy:
         print(
             f"not written: other processes took up to {measured.other():.2f} cores during"
@@ -342,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if not args.no_write:
-        write(args.output, block)
-        print(f"written to {args.output}")
+    write(args.output, block)
+    print(f"written to {args.output}")
     return 0
