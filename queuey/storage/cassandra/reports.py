@@ -19,7 +19,7 @@ from queuey.storage.cassandra.group_rows import GroupRows
 from queuey.storage.cassandra.messages import all_of, bounded
 from queuey.storage.cassandra.scans import UNBOUNDED
 from queuey.storage.cassandra.timeuuids import MIN_TAIL, hour, timeuuid
-from queuey.storage.cassandra.windows import group_rules, now_ms
+from queuey.storage.cassandra.windows import SERIAL, group_rules, now_ms
 from queuey.storage.groups import Group, GroupReport, PartitionReport
 from queuey.storage.keys import MessageKey
 
@@ -54,7 +54,12 @@ class Reports(GroupRows, DeadLetters):
             return window
 
         try:
-            window = await self._change(group, partition, tidy)
+            # Read at SERIAL: the tidy writes nothing when nothing changed, so the window
+            # it starts from must be the latest committed one, not a replica's view.
+            gid = uuid.UUID(group.handle)
+            window = await self._change(
+                group, partition, tidy, await self._read(gid, partition, SERIAL)
+            )
         except StoreUnavailable:
             # No quorum for the compare-and-set: the state as stored, not tidied.
             window = w.load((await self._read(uuid.UUID(group.handle), partition, level)).blob)
