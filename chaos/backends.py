@@ -62,10 +62,10 @@ class Sqlite:
         pass
 
     def kill_node(self, node: int) -> None:
-        raise NotImplementedError("SQLite has no nodes")
+        raise ValueError(f"SQLite has no node {node}: the schedule kills nodes only when nodes > 0")
 
     def restart_node(self, node: int) -> None:
-        raise NotImplementedError("SQLite has no nodes")
+        raise ValueError(f"SQLite has no node {node}: the schedule kills nodes only when nodes > 0")
 
     def verify(self) -> None:
         pass
