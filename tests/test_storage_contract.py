@@ -618,3 +618,75 @@ async def test_cassandra_ack_and_publish_cut_after_publishing_completes_on_retry
         (m.key, m.partition) for m in await storage.read_range(out, 1, None, 10, False)
     ]
     assert (await storage.report(group)).counters.acknowledged == 1
+
+
+# -- change marks (Storage.marks): how waiting readers hear of other stores' writes --
+
+
+async def steady_mark(storage: Storage, queue: Queue) -> object:
+    """The queue's mark, once two reads in a row agree (a mark may change spuriously)."""
+    for _ in range(3):
+        (first,), (second,) = await storage.marks([queue]), await storage.marks([queue])
+        if first == second:
+            return first.version
+    raise AssertionError("the mark changes with nothing written")
+
+
+async def test_marks_move_with_writes_through_any_store_sharing_the_data(
+    storage: Storage, settings: Settings
+) -> None:
+    """Posts and overwrites by id through another process (SQLite) or web node (Cassandra)."""
+    other = storage_for(settings)
+    await other.start()
+    try:
+        queue = await new_queue(storage, partitions=3)
+        quiet = await new_queue(storage, "quiet")
+        before = await steady_mark(storage, queue)
+        quiet_before = await steady_mark(storage, quiet)
+        (key,) = await post(other, queue, [msg("a", partition=3)])
+        after_post = await steady_mark(storage, queue)
+        assert after_post != before
+        (mark,) = await storage.marks([queue])
+        assert mark.newest is not None and mark.newest.ts >= key.ts and not mark.gone
+        # An overwrite of an old id (an hour ago, in another partition) moves it too.
+        old = MessageKey(key.ts - 3600 * 10_000_000, key.tail)
+        await other.put_messages(queue, [(2, old)], "b", "text/plain", 60)
+        assert await steady_mark(storage, queue) != after_post
+        # Other queues' marks stay where they were.
+        assert await steady_mark(storage, quiet) == quiet_before
+        marks = await storage.marks([quiet, queue, quiet])
+        assert [m.gone for m in marks] == [False] * 3 and marks[0] == marks[2]
+    finally:
+        await other.close()
+
+
+async def test_marks_say_when_a_queue_is_gone(storage: Storage, settings: Settings) -> None:
+    other = storage_for(settings)
+    await other.start()
+    try:
+        queue = await new_queue(storage)
+        (mark,) = await storage.marks([queue])
+        assert not mark.gone
+        await other.delete_queue(queue)
+        (mark,) = await storage.marks([queue])
+        assert mark.gone
+        # The name created again is another incarnation: the old copy stays gone.
+        again = await new_queue(other)
+        gone, fresh = await storage.marks([queue, again])
+        assert gone.gone and not fresh.gone
+    finally:
+        await other.close()
+
+
+async def test_messages_copied_into_a_queue_move_its_mark(storage: Storage) -> None:
+    """Acknowledge-and-publish writes messages too (dead letters are posts on Cassandra)."""
+    source = await new_queue(storage, "source")
+    target = await new_queue(storage, "target")
+    await post(storage, source, [msg("m")])
+    groups = groups_of(storage)
+    group, _ = await groups.create_group(source, "g", GroupSettings(), "earliest")
+    (delivery,) = await groups.claim(group, [1], 1, None, 100)
+    before = await steady_mark(storage, target)
+    settled = await groups.settle(group, "ack", [delivery.receipt], 0, [(target, msg("out"))])
+    assert settled.accepted == [delivery.receipt]
+    assert await steady_mark(storage, target) != before

@@ -38,9 +38,12 @@ from queuey.api.observe import ROUTE, AccessLog, Observer
 from queuey.api.routes import V1
 from queuey.api.routing import Router
 from queuey.api.stopping import on_stop
+from queuey.api.tokens import TokenRoutes
 from queuey.config import DEFAULTS, Settings, load
 from queuey.core.auth import ApplicationKeys, Authentication
+from queuey.core.bearer import BearerTokens
 from queuey.core.errors import (
+    InvalidToken,
     MethodNotAllowed,
     NotFound,
     QueueyError,
@@ -52,7 +55,9 @@ from queuey.core.errors import (
 )
 from queuey.core.limits import Rate, RateLimiter
 from queuey.core.messages import Limits
+from queuey.core.oidc import People
 from queuey.core.service import QueueService
+from queuey.core.tokens import ScopedTokens
 from queuey.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,8 @@ def error_response(error: QueueyError) -> Response:
         headers.append((b"retry-after", str(error.retry_after).encode()))
     if isinstance(error, RequestTimeout):  # the rest of the body is not worth waiting for
         headers.append((b"connection", b"close"))
+    if isinstance(error, InvalidToken):  # RFC 6750: tells the client to get a fresh token
+        headers.append((b"www-authenticate", b'Bearer error="invalid_token"'))
     body = {"status": "error", "error_msg": dict(error.fields), **error.extra}
     return json_response(body, error.status, headers)
 
@@ -254,7 +261,13 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
     if callable(observe):
         observe(on_commit=metrics.commit, on_purge=metrics.purged)
     client_address = ClientAddress(settings.trusted_proxies)
-    authentication = Authentication([ApplicationKeys(settings.application_keys)])
+    tokens = ScopedTokens(settings.token_secret)
+    authentication = Authentication(
+        [
+            ApplicationKeys(settings.application_keys),
+            BearerTokens(tokens, People(settings.issuers)),
+        ]
+    )
     v1 = V1(
         service,
         authentication,
@@ -264,8 +277,11 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
         metrics=metrics,
     )
     groups = GroupRoutes(v1, service.groups)
+    minting = TokenRoutes(v1, tokens)
     operations = ops.routes(service, metrics, client_address, settings.metrics_allow)
-    router = Router([*v1.routes(), *groups.routes(), *operations])
+    router = Router(
+        [*v1.routes(), *groups.routes(), *minting.routes(), *operations]
+    )
     access_log = AccessLog(settings.log_format) if settings.access_log else None
     return QueueyApp(
         service, router, settings.cors_origins, metrics, access_log, settings.read_timeout

@@ -39,7 +39,7 @@ Errors
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -137,6 +137,21 @@ class Message:
     partition: int
     body: str
     content_type: str
+
+
+class QueueMark(NamedTuple):
+    """Where a queue stands for readers that wait for its messages (:meth:`Storage.marks`).
+
+    ``version`` is only compared, with ``==``, to an earlier mark of the same
+    queue incarnation. ``newest``: the key of the newest message written as
+    far as this mark knows (None: none or unknown); a reader whose store
+    hides messages younger than the settle delay looks again once that
+    delay has passed after ``newest``. ``gone``: the incarnation was deleted.
+    """
+
+    version: Hashable
+    newest: MessageKey | None = None
+    gone: bool = False
 
 
 class Storage(Protocol):
@@ -328,4 +343,33 @@ class Storage(Protocol):
         a deleted queue is deleting what is already gone. After a
         :class:`StoreUnavailable` some of them may be deleted; calling again
         finishes the job.
+        """
+
+    async def marks(self, queues: Sequence[Queue]) -> list[QueueMark]:
+        """A change mark of each queue, in the order given: how waiting readers hear of writes.
+
+        Held range reads, waiting claims and event streams of one process
+        share one poll of this method (``core.waiters``), at most every 100 ms
+        per waited queue, to hear of writes made through *other* stores
+        sharing the data (processes on one SQLite file, web nodes on one
+        cluster); writes through this store wake them without it.
+
+        ``version`` differs from that of every earlier mark of the queue once
+        a message was written to it through any store sharing the data since
+        that mark was taken: posted (``post_messages``), created or
+        overwritten (``put_messages``), or copied into it (dead letters,
+        acknowledge-and-publish). It may also differ without such a write (a
+        spurious change costs the reader one look). Deleting or expiring
+        messages need not change it. ``gone`` is true once the incarnation
+        was deleted (``get_queue`` no longer returns it); a queue created
+        again under the name has another handle, so the old one stays gone.
+        ``newest``, when given, has a timestamp no earlier than that of the
+        newest message posted before the mark was taken.
+
+        Cheap, and meant to be called often: SQLite answers from memory while
+        no connection committed to the file (``PRAGMA data_version``), else
+        with one indexed read for every queue asked (``sqlite/marks.py``);
+        Cassandra reads, per queue, the queue's row, its overwrite mark and
+        the newest key of each partition's current hour (``cassandra/marks.py``).
+        A queue unknown to the store (never created) is ``gone``.
         """

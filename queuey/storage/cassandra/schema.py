@@ -30,6 +30,10 @@
     partition (``storage/window.py``, msgpack), changed only by
     compare-and-set on ``version``; ``writer`` names the write that set it, so
     a write whose outcome was unknown can be recognised.
+``queue_marks``
+    Partition ``(qid)``: the last overwrite by id of a queue incarnation (a
+    fresh TimeUUID, and the newest key it wrote), so that readers waiting on
+    other web nodes hear of it (``marks.py``); posts need no mark.
 ``secrets``
     Shared secrets by name (the receipt-signing key of each namespace),
     created once with ``IF NOT EXISTS``.
@@ -66,6 +70,8 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS {ks}.group_windows (
         gid uuid, partition int, version bigint, window blob, writer uuid,
         PRIMARY KEY ((gid, partition)))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.queue_marks (
+        qid uuid, changed timeuuid, newest timeuuid, PRIMARY KEY ((qid)))""",
     """CREATE TABLE IF NOT EXISTS {ks}.secrets (
         name text, value blob, PRIMARY KEY ((name)))""",
 )

@@ -111,6 +111,14 @@ STATEMENTS = {
         " WHERE gid = ? AND partition = ? IF version = ?"
     ),
     "delete_window": "DELETE FROM {ks}.group_windows WHERE gid = ? AND partition = ?",
+    # Change marks for waiting readers (marks.py): a partition's newest message in
+    # one hour, and the mark overwrites by id leave.
+    "newest_in_hour": (
+        "SELECT id FROM {ks}.messages WHERE qid = ? AND partition = ? AND hour = ?"
+        " AND id <= ? ORDER BY id DESC LIMIT 1"
+    ),
+    "get_mark": "SELECT changed, newest FROM {ks}.queue_marks WHERE qid = ?",
+    "set_mark": "UPDATE {ks}.queue_marks USING TTL ? SET changed = ?, newest = ? WHERE qid = ?",
     "secret": "SELECT value FROM {ks}.secrets WHERE name = ?",
     "create_secret": "INSERT INTO {ks}.secrets (name, value) VALUES (?, ?) IF NOT EXISTS",
 }

@@ -17,9 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from cassandra import ConsistencyLevel
 
-from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueSettings
+from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueMark, QueueSettings
 from queuey.storage.cassandra.groups import Groups
 from queuey.storage.cassandra.idempotency import Keys, now_micros
+from queuey.storage.cassandra.marks import Marks
 from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.queues import Queues
 from queuey.storage.cassandra.session import Connection
@@ -109,6 +110,7 @@ class CassandraStorage:
             self._db, batch_bytes=batch_bytes, logged_batch_bytes=logged_batch_bytes
         )
         self._keys = Keys(self._db, self._messages, idempotency_window)
+        self._marks = Marks(self._db, self._queues)
         self._groups = Groups(
             self._db,
             self._queues,
@@ -303,6 +305,13 @@ class CassandraStorage:
         rows = [Row(p, k, body, content_type, ttl) for p, k in keys]
         level = self._levels.write[queue.settings.consistency]
         await self._messages.write(uuid.UUID(queue.handle), rows, level)
+        # Readers waiting on other web nodes hear of it by this mark: an overwrite's ids
+        # may lie in any hour, where their look at the newest ids does not reach.
+        changed = MessageKey(self._clock.take(1), self._tail)
+        await self._marks.overwritten(queue, changed, [k for _, k in keys], level)
+
+    async def marks(self, queues: Sequence[Queue]) -> list[QueueMark]:
+        return await self._marks.marks(queues, self._levels.read)
 
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
         level = self._levels.write[queue.settings.consistency]

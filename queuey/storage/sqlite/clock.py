@@ -36,6 +36,11 @@ class TxnClock:
         self._last = first + count - 1
         return first
 
+    @property
+    def last(self) -> int | None:
+        """The largest timestamp this transaction took, if it took any."""
+        return self._last
+
     def flush(self) -> None:
         """Record the largest timestamp taken, inside the transaction (before COMMIT)."""
         if self._last is not None:

@@ -266,6 +266,7 @@ def _bury(
         if target is None or message is None:
             continue
         stamped = MessageKey(txn.take(1), tail)
+        txn.touch(int(target.handle))
         conn.execute(
             "INSERT INTO messages (qid, partition, ts, tail, expires, content_type, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",

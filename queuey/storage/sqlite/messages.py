@@ -72,6 +72,7 @@ def post(
                 continue
         fresh.append(i)
     if fresh:
+        txn.touch(qid)
         first = txn.take(len(fresh))
         for n, i in enumerate(fresh):
             placed[i] = Posted(MessageKey(first + n, tail), messages[i].partition)
@@ -111,6 +112,7 @@ def put(
     check_current(conn, queue)
     qid = int(queue.handle)
     expires = txn.now_ms + ttl * 1000
+    txn.touch(qid)
     conn.executemany(
         "INSERT OR REPLACE INTO messages (qid, partition, ts, tail, expires,"
         " content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)",

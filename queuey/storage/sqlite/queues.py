@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuey.storage.base import Queue, QueueChanged, QueueNotFound, QueueSettings
+from queuey.storage.sqlite import marks
 
 _COLUMNS = "id, app, name, partitions, type, consistency, principles, created"
 
@@ -88,6 +89,7 @@ def delete(conn: sqlite3.Connection, qid: int) -> None:
     """Remove the row now (every later lookup misses); the purge reclaims the messages."""
     if conn.execute("DELETE FROM queues WHERE id = ?", (qid,)).rowcount:
         conn.execute("INSERT OR IGNORE INTO dead_queues (qid) VALUES (?)", (qid,))
+        marks.forget(conn, qid)
 
 
 def page(conn: sqlite3.Connection, app: str, start: str | None, limit: int) -> list[Queue]:

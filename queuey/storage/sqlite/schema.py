@@ -10,7 +10,9 @@ storage handle), ``messages`` (keyed by queue id, partition and message key;
 largest key timestamp ever committed, see ``clock.py``), ``dead_queues``
 (deleted queues whose messages the purge still has to reclaim) and
 ``idempotency_keys`` (the answer given to a message's idempotency key, per
-queue id, until it expires; see ``messages.py``).
+queue id, until it expires; see ``messages.py``), ``queue_marks`` (per queue
+id, the key clock's value at the last commit that wrote a message to it; see
+``marks.py``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     INSERT INTO secrets (name, value) VALUES ('receipts', randomblob(32));
+    """,
+    # 4: change marks of queues, for readers waiting for messages (marks.py).
+    """
+    CREATE TABLE queue_marks (qid INTEGER PRIMARY KEY, ts INTEGER NOT NULL);
     """,
 )
 

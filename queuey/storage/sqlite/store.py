@@ -19,6 +19,7 @@ from queuey.storage.base import (
     Posted,
     Queue,
     QueueChanged,
+    QueueMark,
     QueueNotFound,
     QueueSettings,
     StoreUnavailable,
@@ -38,6 +39,7 @@ from queuey.storage.sqlite import groups as group_sql
 from queuey.storage.sqlite import messages as message_sql
 from queuey.storage.sqlite import queues as queue_sql
 from queuey.storage.sqlite.connections import SMALL_READ, Readers, connect
+from queuey.storage.sqlite.marks import MarkReader
 from queuey.storage.sqlite.purge import Purger
 from queuey.storage.sqlite.reserve import Reserve, Space
 from queuey.storage.sqlite.schema import migrate
@@ -111,6 +113,7 @@ class SQLiteStorage:
         )
         self._secret: bytes | None = None
         self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
+        self._marks = MarkReader()
         self._started = False
 
     def observe(
@@ -263,6 +266,12 @@ class SQLiteStorage:
             durable=queue.settings.consistency != "weak",
             frees=True,
         )
+
+    async def marks(self, queues: Sequence[Queue]) -> list[QueueMark]:
+        qids = [int(q.handle) for q in queues]
+        # On the loop's own connection: one pragma when nothing committed, one
+        # indexed read per 500 queues when something did.
+        return await self._readers.run(lambda conn: self._marks(conn, qids), small=True)
 
     # -- consumer groups (storage.groups.GroupStorage) -------------------------
 

@@ -41,6 +41,7 @@ from typing import Any, TypeAlias, TypeVar
 from queuey.storage.base import StoreUnavailable
 from queuey.storage.keys import IdClock
 from queuey.storage.sqlite.clock import TxnClock
+from queuey.storage.sqlite.marks import mark_all
 from queuey.storage.sqlite.reserve import Space
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,12 @@ def now_ms() -> int:
 class Txn:
     """What a job sees of the transaction it runs in: its time and the file's key clock."""
 
-    __slots__ = ("_keys", "now_ms")
+    __slots__ = ("_conn", "_keys", "_touched", "now_ms")
 
     def __init__(self, conn: sqlite3.Connection, clock: IdClock) -> None:
+        self._conn = conn
         self._keys = TxnClock(conn, clock)
+        self._touched: set[int] = set()
         #: The transaction's time (ms): expiries of its writes count from here.
         self.now_ms = now_ms()
 
@@ -82,8 +85,20 @@ class Txn:
         """Reserve ``count`` consecutive key timestamps above everything committed to the file."""
         return self._keys.take(count)
 
+    def touch(self, qid: int) -> None:
+        """Note that messages of queue ``qid`` were written (its change mark moves at COMMIT)."""
+        self._touched.add(qid)
+
     def _finish(self) -> None:
-        """Record the keys taken (the writer calls this just before COMMIT)."""
+        """Record the keys taken and the queues touched (the writer calls this before COMMIT).
+
+        A touched queue's mark becomes the largest key taken here (one more
+        tick is taken when none was: an overwrite by id takes no key), so
+        marks, like keys, increase in commit order across processes.
+        """
+        if self._touched:
+            last = self._keys.last
+            mark_all(self._conn, self._touched, last if last is not None else self._keys.take(1))
         self._keys.flush()
 
 
