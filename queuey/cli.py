@@ -43,6 +43,10 @@ origins = []
 [limits]
 max_message_bytes = 262144
 max_request_bytes = 8388608
+
+[auth]
+# Signs scoped tokens (POST /v1/APP/QUEUE/tokens); see docs/people.md.
+token_secret = "{token_secret}"
 """
 
 
@@ -56,7 +60,7 @@ def init(path: str) -> int:
     db = target.resolve().parent / "queuey.db"
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as handle:
-        handle.write(STARTER.format(db=db, key=key))
+        handle.write(STARTER.format(db=db, key=key, token_secret=secrets.token_urlsafe(32)))
     print(f"Wrote {path}. Application 'queuey' has the key:")
     print(key)
     return 0

@@ -12,6 +12,7 @@ problem``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import math
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from queuey.settings import APPLICATION_SETTINGS, DEFAULTS, SETTINGS, Setting
+from queuey.settings import APPLICATION_SETTINGS, DEFAULTS, ISSUER_SETTINGS, SETTINGS, Setting
 
 APP_NAME = re.compile(r"[A-Za-z0-9_]+")
 HASHED_KEY = re.compile(r"sha256:[0-9a-fA-F]{64}")
@@ -39,8 +40,10 @@ class ConfigError(Exception):
 __all__ = [
     "APPLICATION_SETTINGS",
     "DEFAULTS",
+    "ISSUER_SETTINGS",
     "SETTINGS",
     "ConfigError",
+    "IssuerSettings",
     "Setting",
     "Settings",
     "load",
@@ -55,6 +58,20 @@ class ApplicationLimits:
     requests_per_second: float = 0.0
     burst: float = 0.0
     max_queues: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    """One ``[[auth.issuers]]`` table (SPEC §8): exactly one of ``jwks_url`` and ``jwks_file``.
+
+    ``jwks_file`` is resolved against the configuration file's folder.
+    """
+
+    issuer: str
+    audience: tuple[str, ...]
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    algorithms: tuple[str, ...] = ISSUER_SETTINGS[-1].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +110,8 @@ class Settings:
     metrics_allow: tuple[str, ...] = DEFAULTS["metrics_allow"]
     anonymous_requests_per_second: float = DEFAULTS["anonymous_requests_per_second"]
     anonymous_burst: float = DEFAULTS["anonymous_burst"]
+    token_secret: tuple[str, ...] = DEFAULTS["token_secret"]
+    issuers: tuple[IssuerSettings, ...] = DEFAULTS["issuers"]
     applications: Mapping[str, ApplicationLimits] = field(
         default_factory=lambda: DEFAULTS["applications"]
     )
@@ -251,6 +270,135 @@ def _applications(path: str, table: Any) -> dict[str, ApplicationLimits]:
     return found
 
 
+#: Signature algorithms an issuer may use: asymmetric ones only (never none or HMAC).
+ISSUER_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "ES256K", "EdDSA",
+)  # fmt: skip
+
+
+def _strings(value: Any) -> list[str] | None:
+    """A string or a list of strings as a list; None for anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def _jwks_url_problem(url: str) -> str | None:
+    """https, or http to a loopback host only (SPEC §8)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return f'"{url[:80]}" is not a URL'
+    if not host:
+        return f'"{url[:80]}" is not a URL with a host'
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http":
+        loopback = host == "localhost"
+        with contextlib.suppress(ValueError):
+            loopback = loopback or ipaddress.ip_address(host).is_loopback
+        if loopback:
+            return None
+        return "must be https (http only to a loopback host: localhost, 127.0.0.0/8, ::1)"
+    return f"must be https, not {parts.scheme or 'a relative URL'}"
+
+
+def _issuer(path: str, where: str, table: Any) -> IssuerSettings:
+    """One ``[[auth.issuers]]`` table, checked (``where`` names it: ``auth.issuers[0]``)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: must be a table ([[auth.issuers]])")
+    known = {s.key for s in ISSUER_SETTINGS}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{path}: {where}.{key}: unknown setting")
+    issuer = table.get("issuer")
+    if not isinstance(issuer, str) or not issuer.strip():
+        raise ConfigError(f"{path}: {where}.issuer: Required (the tokens' iss)")
+    audience = _strings(table.get("audience"))
+    if "audience" not in table:
+        raise ConfigError(f"{path}: {where}.audience: Required (a string or a list)")
+    if audience is None:
+        raise ConfigError(f"{path}: {where}.audience: must be a string or a list of strings")
+    if not audience or not all(a.strip() for a in audience):
+        raise ConfigError(f"{path}: {where}.audience: must not be empty")
+    url, file = table.get("jwks_url"), table.get("jwks_file")
+    if url is not None and file is not None:
+        raise ConfigError(f"{path}: {where}: both jwks_url and jwks_file; give one")
+    if url is None and file is None:
+        raise ConfigError(f"{path}: {where}: neither jwks_url nor jwks_file; give one")
+    for key, value in (("jwks_url", url), ("jwks_file", file)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{path}: {where}.{key}: must be a non-empty string")
+    if isinstance(url, str):
+        problem = _jwks_url_problem(url)
+        if problem:
+            raise ConfigError(f"{path}: {where}.jwks_url: {problem}")
+    if isinstance(file, str):
+        file = str(Path(path).resolve().parent / file)  # relative to the configuration file
+    algorithms = _strings(table.get("algorithms", list(ISSUER_SETTINGS[-1].default)))
+    if algorithms is None:
+        raise ConfigError(f"{path}: {where}.algorithms: must be a string or a list of strings")
+    if not algorithms:
+        raise ConfigError(f"{path}: {where}.algorithms: must not be empty")
+    for name in algorithms:
+        if name.lower() == "none" or name.upper().startswith("HS"):
+            raise ConfigError(
+                f'{path}: {where}.algorithms: "{name[:20]}" is never accepted from an issuer'
+                " (none and HMAC are not)"
+            )
+        if name not in ISSUER_ALGORITHMS:
+            raise ConfigError(
+                f'{path}: {where}.algorithms: "{name[:20]}" is not one of'
+                f" {', '.join(ISSUER_ALGORITHMS)}"
+            )
+    return IssuerSettings(
+        issuer=issuer,
+        audience=tuple(audience),
+        jwks_url=url,
+        jwks_file=file,
+        algorithms=tuple(dict.fromkeys(algorithms)),
+    )
+
+
+def _auth(path: str, table: Any) -> dict[str, Any]:
+    """The ``[auth]`` table: ``token_secret`` and the ``[[auth.issuers]]`` tables."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: auth: must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "token_secret":
+            secrets = _strings(value)
+            if secrets is None:
+                raise ConfigError(
+                    f"{path}: auth.token_secret: must be a string or a list of strings"
+                )
+            if not secrets or not all(secrets):
+                raise ConfigError(f"{path}: auth.token_secret: must not be empty")
+            values["token_secret"] = tuple(secrets)
+        elif key == "issuers":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: auth.issuers: must be [[auth.issuers]] tables")
+            issuers = [_issuer(path, f"auth.issuers[{i}]", t) for i, t in enumerate(value)]
+            seen: set[str] = set()
+            for i, found in enumerate(issuers):
+                if found.issuer in seen:
+                    raise ConfigError(
+                        f"{path}: auth.issuers[{i}].issuer: {found.issuer[:80]!r} is configured"
+                        " twice"
+                    )
+                seen.add(found.issuer)
+            values["issuers"] = tuple(issuers)
+        else:
+            raise ConfigError(f"{path}: auth.{key}: unknown setting")
+    return values
+
+
 def parse(path: str, document: Mapping[str, Any]) -> Settings:
     """Settings from a parsed TOML document (``path`` names it in errors)."""
     by_name = {(s.section, s.key): s for s in SETTINGS}
@@ -264,6 +412,9 @@ def parse(path: str, document: Mapping[str, Any]) -> Settings:
             continue
         if section == "applications":
             applications = _applications(path, table)
+            continue
+        if section == "auth":
+            values.update(_auth(path, table))
             continue
         if section not in sections:
             raise ConfigError(f"{path}: {section}: unknown section")
@@ -315,6 +466,8 @@ def load(
                 if number is None:
                     raise ConfigError(f"{setting.env}: must be an integer, not {raw[:40]!r}")
                 changes[setting.attr] = _convert(setting, number, setting.env)
+            elif setting.type is list:  # QUEUEY_TOKEN_SECRET: one secret
+                changes[setting.attr] = (raw,)
             else:
                 changes[setting.attr] = raw
     by_attr = {s.attr: s for s in SETTINGS}

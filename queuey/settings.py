@@ -158,6 +158,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Burst of requests without credentials, per client address (0: the rate, at least 1).",
     ),
     Setting(
+        "auth",
+        "token_secret",
+        list,
+        (),
+        "Secret(s) signing scoped tokens: a string, or a list whose first entry signs and all "
+        "verify. None: no tokens.",
+        "QUEUEY_TOKEN_SECRET",
+    ),
+    Setting(
+        "auth",
+        "issuers",
+        list,
+        (),
+        "OpenID Connect issuers whose people are trusted: [[auth.issuers]] tables, the keys of "
+        "ISSUER_SETTINGS.",
+    ),
+    Setting(
         "applications",
         "NAME",
         dict,
@@ -187,6 +204,39 @@ APPLICATION_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+#: The keys of an ``[[auth.issuers]]`` table (SPEC §8); ``issuer``, ``audience`` and one
+#: of ``jwks_url`` and ``jwks_file`` are required.
+ISSUER_SETTINGS: tuple[Setting, ...] = (
+    Setting("auth.issuers", "issuer", str, None, "The issuer: the tokens' iss, exactly."),
+    Setting(
+        "auth.issuers",
+        "audience",
+        list,
+        None,
+        "A string or a list: a token's aud must contain one of them.",
+    ),
+    Setting(
+        "auth.issuers",
+        "jwks_url",
+        str,
+        None,
+        "Where the issuer publishes its keys (JWKS): https, or http to a loopback host.",
+    ),
+    Setting(
+        "auth.issuers",
+        "jwks_file",
+        str,
+        None,
+        "A JWKS file instead, relative to the configuration file.",
+    ),
+    Setting(
+        "auth.issuers",
+        "algorithms",
+        list,
+        ("RS256", "ES256"),
+        "Signature algorithms accepted from the issuer (never none or HMAC).",
+    ),
+)
 
 #: Every declared setting's default, by its attribute on :class:`Settings`.
 DEFAULTS: dict[str, Any] = {s.attr: s.default for s in SETTINGS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from queuey.config import load
 from tests.conftest import APP1, ROOT, Server, free_port, write_config
 
 
@@ -39,6 +41,13 @@ def test_init_writes_a_fresh_key_and_never_overwrites(tmp_path: Path) -> None:
     assert f'queuey = ["{key}"]' in target.read_text()
     other = queuey("init", str(tmp_path / "other.toml"))
     assert other.stdout.split()[-1] != key
+    # A random token_secret too (SPEC §8), 256 bits, URL-safe: a different one each time.
+    secrets = [
+        re.findall(r'^token_secret = "([A-Za-z0-9_-]{43})"$', path.read_text(), re.MULTILINE)
+        for path in (target, tmp_path / "other.toml")
+    ]
+    assert len(secrets[0]) == len(secrets[1]) == 1 and secrets[0] != secrets[1]
+    assert load(str(target), environ={}).token_secret == tuple(secrets[0])
 
 
 def test_the_readme_shows_what_init_writes(tmp_path: Path) -> None:
@@ -46,6 +55,8 @@ def test_the_readme_shows_what_init_writes(tmp_path: Path) -> None:
     key = queuey("init", str(target)).stdout.split()[-1]
     written = target.read_text()
     shown = written.replace(key, "f25bfb8fe200475c8a0532a9cbe7651e")
+    (secret,) = re.findall(r'token_secret = "([^"]+)"', written)
+    shown = shown.replace(secret, "Yq3BzR0u6l8Xc1mKp2sVn5dWf7hTj9aE4gLr0oNi2Uw")
     shown = shown.replace(str(tmp_path), "/home/you/queuey")
     assert f"```toml\n{shown}```\n" in (ROOT / "README.md").read_text()
 

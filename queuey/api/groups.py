@@ -15,9 +15,10 @@ from typing import Any
 from queuey.api.http import OK, Request, Response, json_response
 from queuey.api.routes import V1
 from queuey.api.routing import Route, route
-from queuey.core.access import is_owner, may_consume
+from queuey.core import validation as v
+from queuey.core.access import is_owner, may_consume, partitions_asked, token_partitions
 from queuey.core.auth import Principals
-from queuey.core.errors import LeaseLost
+from queuey.core.errors import AccessDenied, LeaseLost
 from queuey.core.groups import Groups
 from queuey.core.queues import Queue
 from queuey.storage.groups import Action
@@ -58,10 +59,24 @@ class GroupRoutes:
         return json_response(OK)
 
     async def _consume(self, request: Request) -> tuple[Any, dict[str, Any]]:
+        """A claim's or a seek's group and body, the partitions it names within the caller's.
+
+        A scoped token's partitions (SPEC §8) are checked once the body names
+        them (403 after 413, before 400); without ``partitions`` the request
+        takes the token's, as a stream does.
+        """
         principals, queue = await self.v1.queue(request)
         self.v1.grant(request, may_consume(principals, queue))
         group = await self.groups.find(queue, request.params["group"])
-        return group, await self.v1.fields(request)
+        fields = await self.v1.fields(request)
+        limit = token_partitions(principals, queue, consume=True)
+        if limit is not None and not v.given(fields.get("partitions")):
+            if not limit:
+                raise AccessDenied()
+            fields["partitions"] = sorted(limit)
+        if not may_consume(principals, queue, partitions_asked(fields.get("partitions"))):
+            raise AccessDenied()
+        return group, fields
 
     async def claim(self, request: Request) -> Response:
         group, fields = await self._consume(request)
@@ -76,8 +91,10 @@ class GroupRoutes:
             group = await self.groups.find(queue, request.params["group"])
             fields = await self.v1.fields(request)
             owner = is_owner(principals, queue.app)  # acknowledge-and-publish needs it
+            # A scoped token settles receipts of its own partitions only (SPEC §8).
+            allowed = token_partitions(principals, queue, consume=True)
             try:
-                answer = await self.groups.settle(group, action, fields, owner)
+                answer = await self.groups.settle(group, action, fields, owner, allowed)
             except LeaseLost as lost:
                 self._settled(queue.app, lost.extra)
                 raise

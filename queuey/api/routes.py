@@ -20,9 +20,10 @@ from queuey.api.http import OK, BodyTooLarge, Request, Response, json_response
 from queuey.api.metrics import Metrics
 from queuey.api.observe import CALLER
 from queuey.api.routing import Route, route
-from queuey.core.access import is_owner, may_consume, may_read
+from queuey.core.access import is_owner, may_consume, may_read, partitions_asked
 from queuey.core.auth import Authentication, Principals
 from queuey.core.errors import AccessDenied, InvalidJSON, NotFound, PayloadTooLarge
+from queuey.core.ids import partitions_named
 from queuey.core.limits import RateLimiter
 from queuey.core.queues import Queue
 from queuey.core.service import QueueService
@@ -86,8 +87,12 @@ class V1:
         """
         # Several Authorization headers count as one joined with ";" (SPEC §2).
         header = ";".join(request.header_list(b"authorization"))
-        principals = await self.authentication.principals(header)
-        apps = [p for p in principals if p.startswith("app:")]
+        # access_token= counts on GET and HEAD only: EventSource cannot set headers (SPEC §8).
+        access_token = None
+        if request.scope["method"] in ("GET", "HEAD"):
+            access_token = request.query.get("access_token") or None
+        principals = await self.authentication.principals(header, access_token)
+        apps = [p for p in principals if isinstance(p, str) and p.startswith("app:")]
         if len(apps) > 1:
             apps = [await self._first_application(header)]
         if apps:
@@ -99,6 +104,7 @@ class V1:
             scheme, _, _ = part.strip().partition(" ")
             if scheme.lower() == "application":
                 (first,) = await self.authentication.principals(part)
+                assert isinstance(first, str)
                 return first
         raise AssertionError("several applications without an Application credential")
 
@@ -206,14 +212,15 @@ class V1:
 
     async def read_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        self.grant(request, may_read(principals, queue))
+        asked = partitions_asked(request.query.get("partitions"), default=(1,))
+        self.grant(request, may_read(principals, queue, asked))
         messages = await self.messages.read(queue, request.query)
         self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
 
     async def get_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        self.grant(request, may_read(principals, queue))
+        self.grant(request, may_read(principals, queue, partitions_named(request.params["ids"])))
         messages = await self.messages.get_by_ids(queue, request.params["ids"])
         self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
@@ -233,7 +240,8 @@ class V1:
 
     async def delete_messages(self, request: Request) -> Response:
         principals, queue = await self.queue(request)
-        self.grant(request, may_consume(principals, queue))
+        touched = partitions_named(request.params["ids"])
+        self.grant(request, may_consume(principals, queue, touched))
         await self.messages.delete_by_ids(queue, request.params["ids"])
         return json_response(OK)
 

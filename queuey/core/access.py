@@ -1,15 +1,21 @@
-"""What a caller may do: the access rules of SPEC §2, over the principals of ``core.auth``.
+"""What a caller may do: the access rules of SPEC §2 and §8, over the principals of ``core.auth``.
 
 ``partitions``: the partitions a request touches (a range read's, a stream's,
-a claim's). Scoped tokens (SPEC §8) grant rights on some partitions only;
-the other credentials grant a queue whole, so callers pass what they know.
+a claim's, the ids' of a read or delete by id). Applications and people hold
+a queue whole; a scoped token (:class:`~queuey.core.auth.Grant`) holds one
+queue incarnation, for its scope and partitions only. A request's rights are
+the union of all its credentials' (SPEC §8): every partition it touches must
+be held by some credential. No partitions: the queue as such (listing its
+groups, reading a group's state), which any credential holding the queue
+in the scope asked covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
-from queuey.core.auth import Principals
+from queuey.core.auth import Grant, Person, Principal, Principals
+from queuey.core.validation import given, parse_integer
 from queuey.storage.base import Queue
 
 
@@ -18,30 +24,105 @@ def is_owner(principals: Principals, app: str) -> bool:
     return f"app:{app}" in principals
 
 
-def may_consume(principals: Principals, queue: Queue, partitions: Collection[int] = ()) -> bool:
-    """May read and delete messages: the listed principals, else the owner."""
+def _names(principals: Iterable[Principal]) -> set[str]:
+    """The principals that hold queues whole: applications and people, as in ``principles``."""
+    names: set[str] = set()
+    for p in principals:
+        if isinstance(p, str):
+            names.add(p)
+        elif isinstance(p, Person):
+            names.add(p.name)
+    return names
+
+
+def _listed(names: set[str], queue: Queue) -> bool:
+    """Whether ``names`` hold ``queue`` by its rule: its ``principles``, else its owner."""
     listed = queue.settings.principles
-    if listed:
-        return any(p in principals for p in listed)
-    return is_owner(principals, queue.app)
+    if not listed:
+        return f"app:{queue.app}" in names
+    # A person's name is already lower-cased: bid: entries compare case-insensitively.
+    return any((p.lower() if p.startswith("bid:") else p) in names for p in listed)
+
+
+def _grants(principals: Principals, queue: Queue, consume: bool) -> list[Grant]:
+    """The scoped tokens of the request that hold ``queue`` (this incarnation) in the scope."""
+    return [
+        g
+        for g in principals
+        if isinstance(g, Grant)
+        and (g.app, g.queue, g.handle) == (queue.app, queue.name, queue.handle)
+        and (g.consume or not consume)
+    ]
+
+
+def _covered(grants: list[Grant], partitions: Collection[int]) -> bool:
+    if not grants:
+        return False
+    if any(g.partitions is None for g in grants):
+        return True
+    held = frozenset().union(*(g.partitions for g in grants if g.partitions is not None))
+    return all(p in held for p in partitions)
+
+
+def may_consume(principals: Principals, queue: Queue, partitions: Collection[int] = ()) -> bool:
+    """May delete messages and consume in groups: the listed principals, else the owner;
+    or scoped tokens of scope ``consume`` on this queue holding every partition touched."""
+    if _listed(_names(principals), queue):
+        return True
+    return _covered(_grants(principals, queue, consume=True), partitions)
 
 
 def may_read(principals: Principals, queue: Queue, partitions: Collection[int] = ()) -> bool:
-    """May read messages: anyone on a public queue, else as :func:`may_consume`."""
-    return queue.settings.type == "public" or may_consume(principals, queue, partitions)
+    """May read messages: anyone on a public queue, else as :func:`may_consume`, where a
+    scoped token of scope ``read`` is enough."""
+    if queue.settings.type == "public" or _listed(_names(principals), queue):
+        return True
+    return _covered(_grants(principals, queue, consume=False), partitions)
 
 
-def token_partitions(principals: Principals, queue: Queue) -> frozenset[int] | None:
+def token_partitions(
+    principals: Principals, queue: Queue, *, consume: bool = False
+) -> frozenset[int] | None:
     """The partitions of ``queue`` a scoped token limits the caller to; None: no limit.
 
-    A stream or read without ``partitions`` takes the token's (SPEC §7/§8).
+    A stream, or a claim, without ``partitions`` takes the token's (SPEC §7/§8).
+    No limit when the queue is public (for reading) or another credential holds
+    it whole; an empty set when nothing of the request holds the queue.
+    ``consume``: the limit for consuming (tokens of scope ``read`` do not count).
     """
-    return None
+    if not consume and queue.settings.type == "public":
+        return None
+    if _listed(_names(principals), queue):
+        return None
+    grants = _grants(principals, queue, consume)
+    if any(g.partitions is None for g in grants):
+        return None
+    return frozenset().union(*(g.partitions for g in grants if g.partitions is not None))
 
 
 def expires_at(principals: Principals) -> float | None:
     """When (Unix seconds) the first of the caller's expiring credentials ends; None: never.
 
-    A stream ends when the token that opened it expires (SPEC §7).
+    A stream ends when the token that opened it expires (SPEC §7); a token
+    minted never outlives the person's JWT that minted it (SPEC §8).
     """
-    return None
+    ends = [p.expires for p in principals if isinstance(p, Person | Grant)]
+    return min(ends) if ends else None
+
+
+def minters(principals: Principals) -> Principals:
+    """The principals that may mint scoped tokens: all but scoped tokens (SPEC §8)."""
+    return frozenset(p for p in principals if not isinstance(p, Grant))
+
+
+def partitions_asked(value: object, default: Collection[int] = ()) -> frozenset[int]:
+    """The partitions a ``partitions`` value names (a comma-separated string or a list), for
+    the rights check that comes before validation (SPEC §2): items that are not
+    numbers are left to validation (400). Not given: ``default``."""
+    if not given(value):
+        return frozenset(default)
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return frozenset()
+    found = (parse_integer(item) for item in items)
+    return frozenset(n for n in found if n is not None)

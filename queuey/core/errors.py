@@ -7,6 +7,7 @@ that maps them into this catalog.
 
     QueueyError
     ├── InvalidApplicationKey   401
+    ├── InvalidToken            401  (a bearer token: invalid, expired, unverifiable)
     ├── AccessDenied            403
     ├── QuotaExceeded           403  (an application's most queues)
     ├── NotFound                404  (unknown application or path)
@@ -55,6 +56,17 @@ class QueueyError(Exception):
 class InvalidApplicationKey(QueueyError):
     status = 401
     default_message = "No application is known by that key."
+
+
+class InvalidToken(QueueyError):
+    """A bearer token (a person's JWT or a scoped token) that cannot be accepted (SPEC §8).
+
+    Answered with ``WWW-Authenticate: Bearer error="invalid_token"``; the
+    message says what is wrong (expired, bad signature, issuer unreachable...).
+    """
+
+    status = 401
+    default_message = "The bearer token is not valid."
 
 
 class AccessDenied(QueueyError):

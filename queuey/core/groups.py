@@ -292,12 +292,19 @@ class Groups:
         return found
 
     async def settle(
-        self, group: Group, action: Action, body: Mapping[str, Any], may_publish: bool = False
+        self,
+        group: Group,
+        action: Action,
+        body: Mapping[str, Any],
+        may_publish: bool = False,
+        partitions: frozenset[int] | None = None,
     ) -> dict[str, Any]:
         """Acknowledge, release or extend; 409 LeaseLost with both lists when any was lost.
 
         An acknowledgement with ``publish`` needs ``may_publish`` (the caller is
-        the group's application, else 403) and is all or nothing.
+        the group's application, else 403) and is all or nothing. ``partitions``:
+        those the caller may settle in (a scoped token's), None for all; a
+        receipt of another partition is 403.
         """
         publishing = action == "ack" and body.get("publish") is not None
         if publishing and not may_publish:
@@ -314,6 +321,10 @@ class Groups:
         texts, parsed = receipts.parse(
             await self.store.receipt_secret(), group, body.get("receipts")
         )
+        if partitions is not None and any(
+            r is not None and r.partition not in partitions for r in parsed
+        ):
+            raise AccessDenied()
         publish = await self._publish(group, body["publish"], texts, errors) if publishing else []
         raise_if(errors)
         current = [r for r in parsed if r is not None]

@@ -105,3 +105,22 @@ def parse_id_list(text: str) -> list[tuple[int, MessageKey]]:
             partition = number
         seen.setdefault((partition, parse_id(item)), None)
     return list(seen)
+
+
+def partitions_named(text: str) -> frozenset[int]:
+    """The partitions an id list names (no prefix: 1), for the rights check before validation.
+
+    Lenient where :func:`parse_id_list` is strict: an item whose prefix is not a
+    number is left out (the request is answered 400 ``InvalidMessageID`` after
+    the rights, SPEC §2).
+    """
+    found: set[int] = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        prefix, colon, _ = item.partition(":")
+        number = parse_integer(prefix) if colon else 1
+        if number is not None:
+            found.add(number)
+    return frozenset(found)
