@@ -76,8 +76,9 @@ def check(response: httpx.Response) -> tuple[str, str, int]:
     if method == "head":
         assert response.content == b"", "HEAD answers have no body"
         return template, method, status
-    if "text/plain" in answer.get("content", {}):  # the metrics
-        assert response.headers["content-type"].startswith("text/plain")
+    content = answer.get("content", {})
+    if content and "application/json" not in content:  # the metrics, the console's files
+        assert response.headers["content-type"].split(";")[0] in content
         return template, method, status
     escaped = template.replace("~", "~0").replace("/", "~1")
     pointer = (
@@ -162,6 +163,12 @@ def calls(q: str, key: str) -> list[Call]:
         (200, "GET", "/__metrics__", {}),
         (200, "HEAD", "/__metrics__", {}),
         (405, "POST", "/__metrics__", {}),
+        (200, "GET", "/console", {}),
+        (200, "HEAD", "/console", {}),
+        (200, "GET", "/console/app.js", {}),
+        (200, "HEAD", "/console/style.css", {}),
+        (404, "GET", "/console/nope.js", {}),
+        (405, "POST", "/console", {}),
         (200, "DELETE", q, {}),
         (404, "DELETE", q, {}),
     ]

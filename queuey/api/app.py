@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from queuey.api import ops
+from queuey.api import console, ops
 from queuey.api.clients import ClientAddress
 from queuey.api.groups import GroupRoutes
 from queuey.api.http import (
@@ -280,7 +280,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
     minting = TokenRoutes(v1, tokens)
     operations = ops.routes(service, metrics, client_address, settings.metrics_allow)
     router = Router(
-        [*v1.routes(), *groups.routes(), *minting.routes(), *operations]
+        [*v1.routes(), *groups.routes(), *minting.routes(), *operations, *console.routes()]
     )
     access_log = AccessLog(settings.log_format) if settings.access_log else None
     return QueueyApp(
