@@ -30,12 +30,40 @@ SCHEMAS = DOC["components"]["schemas"]
 PARAMS = DOC["components"]["parameters"]
 
 
-def parameter(path: str, name: str) -> dict[str, Any]:
+NOT_GIVEN = {"$ref": "#/components/schemas/NotGiven"}
+
+
+def given_value(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's first alternative besides "" (not given), with the field's default."""
+    assert NOT_GIVEN in schema["anyOf"], schema
+    first: dict[str, Any] = schema["anyOf"][0]
+    return {**first, **({"default": schema["default"]} if "default" in schema else {})}
+
+
+def query(path: str, name: str) -> dict[str, Any]:
+    """A query parameter's schema (GET and HEAD take the same)."""
     for item in DOC["paths"][path]["get"]["parameters"]:
         if item.get("name") == name:
+            head = [p for p in DOC["paths"][path]["head"]["parameters"] if p["name"] == name]
+            assert head == [item], f"HEAD {path} differs from GET in {name}"
             schema: dict[str, Any] = item["schema"]
             return schema
     raise AssertionError(f"{path} has no parameter {name}")
+
+
+def parameter(path: str, name: str) -> dict[str, Any]:
+    """A query parameter's schema of given values."""
+    return given_value(query(path, name))
+
+
+def test_empty_values_are_not_given() -> None:
+    """SPEC §1: an empty query or form value is "not given", and the code takes "" in JSON so."""
+    assert SCHEMAS["NotGiven"]["const"] == ""
+    for name in ("limit", "details", "include_count"):
+        parameter("/v1/{app}", name)
+    for name in ("since", "limit", "order"):
+        parameter("/v1/{app}/{queue}", name)
+    assert not validation.given("") and not validation.given(None)
 
 
 def test_numeric_bounds_and_defaults() -> None:
@@ -59,8 +87,41 @@ def test_numeric_bounds_and_defaults() -> None:
     item = SCHEMAS["Batch"]["properties"]["messages"]
     assert item["maxItems"] == messages.MAX_POST_MESSAGES
     assert item["items"]["properties"]["ttl"]["anyOf"][0]["maximum"] == messages.MAX_TTL
+    assert NOT_GIVEN in item["items"]["properties"]["ttl"]["anyOf"]
     posted = SCHEMAS["Posted"]["allOf"][1]["properties"]["messages"]
     assert posted["maxItems"] == messages.MAX_POST_MESSAGES
+
+
+def test_one_message_s_headers_are_the_components_beside_anything_for_a_batch() -> None:
+    """POST: X-TTL, X-Partition and X-Idempotency-Key state the components' rules for one
+    message and admit anything else, which a JSON batch ignores (SPEC §3)."""
+    headers = DOC["paths"]["/v1/{app}/{queue}"]["post"]["parameters"]
+    assert [h["name"] for h in headers] == ["X-TTL", "X-Partition", "X-Idempotency-Key"]
+    for header in headers:
+        one, anything = header["schema"]["anyOf"]
+        assert one == {"$ref": f"#/components/parameters/{header['name']}/schema"}
+        assert set(anything) == {"description"}
+    # PUT by ids: X-TTL always applies.
+    put = DOC["paths"]["/v1/{app}/{queue}/{ids}"]["put"]["parameters"]
+    assert put == [{"$ref": "#/components/parameters/X-TTL"}]
+
+
+def test_query_booleans_take_the_code_s_words() -> None:
+    """The query's boolean words (any case, spaces around) are ``validation``'s."""
+    words = query("/v1/{app}", "details")
+    assert query("/v1/{app}", "include_count") == words
+    assert words["anyOf"] == [{"type": "boolean"}, words["anyOf"][1], NOT_GIVEN]
+    pattern = words["anyOf"][1]["pattern"]
+    errors: validation.Errors = {}
+    for word in (*validation._TRUE, *validation._FALSE):
+        for text in (word, word.upper(), word.title(), f" {word} "):
+            assert re.fullmatch(pattern, text), text
+            assert validation.boolean(text, "k", errors) is (word in validation._TRUE)
+            assert not errors
+    for text in ("maybe", "2", "tru", "yes no"):
+        assert not re.fullmatch(pattern, text), text
+        validation.boolean(text, "k", errors)
+        assert errors.pop("k"), text
 
 
 def test_choice_lists_in_the_order_messages_name_them() -> None:
@@ -157,7 +218,7 @@ def test_group_bounds_and_defaults() -> None:
 def test_guarantees_in_the_order_messages_name_them() -> None:
     assert SCHEMAS["Guarantee"]["enum"] == list(GUARANTEES)
     assert SCHEMAS["GroupForm"]["properties"]["guarantee"] == {
-        "$ref": "#/components/schemas/Guarantee"
+        "anyOf": [{"$ref": "#/components/schemas/Guarantee"}, NOT_GIVEN]
     }
     described = SCHEMAS["GroupFields"]["properties"]["guarantee"]["description"]
     defaults = ", ".join(f"{c}: {g}" for c, g in DEFAULT_GUARANTEE.items())
