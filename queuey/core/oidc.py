@@ -43,6 +43,7 @@ FETCH_TIMEOUT = 10.0
 MAX_JWKS_BYTES = 1024 * 1024
 #: The JWK key types and curves an asymmetric algorithm's family needs.
 _FAMILIES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521", "ES256K": "secp256k1"}
 
 _decode_json = msgspec.json.Decoder().decode
 
@@ -160,6 +161,8 @@ def _usable(jwk: Mapping[str, Any], alg: str) -> jwt.PyJWK | None:
         return None
     if jwk.get("kty") != _FAMILIES.get(alg[:2]):
         return None  # an RSA key never verifies ES256, an oct key never anything
+    if alg in _CURVES and jwk.get("crv") != _CURVES[alg]:
+        return None  # a P-384 key never verifies ES256
     try:
         return jwt.PyJWK(dict(jwk), algorithm=alg)  # builds the key, checks an EC curve
     except jwt.PyJWTError:
@@ -173,12 +176,13 @@ class People:
         self,
         issuers: Iterable[IssuerSettings],
         clock: Callable[[], float] = time.monotonic,
-        refresh_seconds: float = REFRESH_SECONDS,
-        refetch_seconds: float = REFETCH_SECONDS,
+        refresh_seconds: float | None = None,
+        refetch_seconds: float | None = None,
     ) -> None:
-        self.issuers = {
-            i.issuer: IssuerKeys(i, clock, refresh_seconds, refetch_seconds) for i in issuers
-        }
+        # The module's constants are read here, not bound as defaults, so a test may shorten them.
+        refresh = REFRESH_SECONDS if refresh_seconds is None else refresh_seconds
+        refetch = REFETCH_SECONDS if refetch_seconds is None else refetch_seconds
+        self.issuers = {i.issuer: IssuerKeys(i, clock, refresh, refetch) for i in issuers}
 
     async def person(self, token: str) -> Person:
         """The person ``token`` proves; :class:`InvalidToken` saying why it cannot be accepted."""
@@ -227,7 +231,7 @@ class People:
                     leeway=LEEWAY,
                     options={"require": ["exp", "iss", "aud"]},
                 )
-            except jwt.InvalidSignatureError:
+            except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
                 continue  # a token without kid: the next key may be the one
             except jwt.ExpiredSignatureError:
                 raise InvalidToken("The token has expired.") from None
