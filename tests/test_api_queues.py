@@ -173,6 +173,39 @@ async def test_update_clears_principles(client: httpx.AsyncClient, send: dict[st
 
 
 @pytest.mark.parametrize(
+    ("space", "is_space"),
+    [
+        ("\u0085", True),
+        ("\u3000", True),
+        ("\t", True),
+        ("\x1c", False),
+        ("\x1f", False),
+        ("\ufeff", False),
+    ],
+    ids=["NEL", "ideographic", "tab", "FS", "US", "BOM"],
+)
+async def test_principals_are_trimmed_of_unicode_white_space_only(
+    client: httpx.AsyncClient, space: str, is_space: bool
+) -> None:
+    """SPEC §2: principals are trimmed and an e-mail address has no whitespace: Unicode's
+    White_Space, as the document's patterns say (not Python's str.isspace, which also takes
+    U+001C-U+001F; not ECMA-262's \\s, which also takes U+FEFF)."""
+    name = await make_queue(client)
+    trimmed = await client.put(
+        f"/v1/app1/{name}", headers=APP1, json={"principles": f"{space}app:app2{space}"}
+    )
+    inside = await client.put(
+        f"/v1/app1/{name}", headers=APP1, json={"principles": [f"bid:a{space}b@c.example"]}
+    )
+    if is_space:
+        assert ok(trimmed)["principles"] == ["app:app2"]
+        assert "principles" in error(inside, 400)
+    else:
+        assert "principles" in error(trimmed, 400)
+        assert ok(inside)["principles"] == [f"bid:a{space}b@c.example"]
+
+
+@pytest.mark.parametrize(
     "send",
     [{"json": {}}, {"content": b""}, {"json": {"principles": None, "partitions": None}}],
     ids=["json", "empty", "nulls"],

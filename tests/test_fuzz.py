@@ -22,8 +22,9 @@ Left out:
 - ``positive_data_acceptance``: Queuey validates beyond what a schema can
   say — a partition within the queue's own partitions, a message id of a
   time since 1970 — so a schema-valid request may be a 400 by SPEC. (It also
-  found a real disagreement, reported: principals containing U+0085 or
-  U+001C-U+001F, JSON Schema's ``\\s`` leaves them out, Python's takes them in.)
+  found a real disagreement, since fixed: principals' whitespace was Python's
+  ``\\s`` in the code and ECMA-262's in the document; both are now Unicode's
+  White_Space, ``core.validation.SPACE``.)
 """
 
 from __future__ import annotations

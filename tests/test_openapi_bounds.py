@@ -139,6 +139,41 @@ def test_name_patterns_are_the_code_s() -> None:
     assert item["idempotency_key"]["pattern"] == key
 
 
+def test_principal_patterns_are_the_code_s() -> None:
+    one = f"^({validation.PRINCIPAL.pattern})$"
+    assert SCHEMAS["Principal"]["pattern"] == one
+    space, principal = validation.SPACE, validation.PRINCIPAL.pattern
+    listed = f"^{space}*({principal})?{space}*(,{space}*({principal})?{space}*)*$"
+    assert SCHEMAS["QueueForm"]["properties"]["principles"]["pattern"] == listed
+    assert SCHEMAS["QueueFields"]["properties"]["principles"]["anyOf"][0]["pattern"] == listed
+
+
+#: Characters some reader of a pattern or some string method calls whitespace: Python's
+#: ``\s``/``str.isspace``, ECMA-262's ``\s`` (U+FEFF beside Unicode's White_Space).
+SPACE_LIKE = sorted({chr(c) for c in range(0x110000) if chr(c).isspace()} | {"\ufeff"})
+
+
+def test_principals_whitespace_is_the_same_for_the_code_and_the_document() -> None:
+    """Unicode's White_Space, in the code (trimming, e-mail addresses) and the patterns."""
+    one = re.compile(SCHEMAS["Principal"]["pattern"])
+    listed = re.compile(SCHEMAS["QueueForm"]["properties"]["principles"]["pattern"])
+    white_space = set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000")
+    white_space |= {chr(c) for c in range(0x2000, 0x200B)}
+    assert set(validation.WHITESPACE) == white_space
+    for c in SPACE_LIKE:
+        inside = f"bid:a{c}b@c.example"
+        errors: validation.Errors = {}
+        validation.principles(inside, "principles", errors)
+        assert bool(errors) is (c in white_space), repr(c)
+        assert (one.search(inside) is None) is (c in white_space), repr(c)
+        assert (listed.search(inside) is None) is (c in white_space), repr(c)
+        around = f"{c}app:a{c},{c}bid:x@y{c}"
+        errors = {}
+        found = validation.principles(around, "principles", errors)
+        assert (found == ("app:a", "bid:x@y")) is (c in white_space), repr(c)
+        assert (listed.search(around) is not None) is (c in white_space), repr(c)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_id_patterns_accept_exactly_the_ids_the_code_accepts(seed: int) -> None:
     rng = int.from_bytes(os.urandom(8), "big") ^ seed

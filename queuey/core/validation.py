@@ -17,7 +17,16 @@ QUEUE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.@:+=~-]{1,50}")
 APP_NAME = re.compile(r"[A-Za-z0-9_]+")
 #: ASCII digits only (``\d`` would take any script's digits: "٣" is not 3 here).
 _INTEGER = re.compile(r"\s*([+-]?)0*([0-9]+)\s*")
-_EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+")
+#: Whitespace in principals (SPEC §2: trimmed, none inside an e-mail address): Unicode's
+#: White_Space characters, written out as a regular expression class that Python and
+#: JSON Schema (ECMA-262) read alike. Not ``\s`` or ``str.strip()``: Python's also take
+#: U+001C-U+001F, and ECMA-262's also U+FEFF, so /openapi.json's patterns would disagree.
+SPACE = r"[\t\n\x0b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+#: The characters of ``SPACE``, for trimming.
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if re.fullmatch(SPACE, c))
+_EMAIL = re.compile(f"[^@,;{SPACE[1:-1]}]+@[^@,;{SPACE[1:-1]}]+")
+#: One principal, as the document's ``Principal`` schema states it.
+PRINCIPAL = re.compile(f"app:{APP_NAME.pattern}|bid:{_EMAIL.pattern}")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 #: Numbers with more significant digits than this are kept as +-HUGE: larger
@@ -129,14 +138,10 @@ def principles(value: Any, key: str, errors: Errors) -> tuple[str, ...]:
         return ()
     found: dict[str, None] = {}
     for item in items:
-        item = item.strip()
+        item = item.strip(WHITESPACE)
         if not item:
             continue
-        scheme, _, name = item.partition(":")
-        ok = (scheme == "app" and APP_NAME.fullmatch(name)) or (
-            scheme == "bid" and _EMAIL.fullmatch(name)
-        )
-        if not ok:
+        if not PRINCIPAL.fullmatch(item):
             errors[key] = f'"{item}" is not a principal (app:NAME or bid:EMAIL)'
             return ()
         found.setdefault(item, None)
