@@ -37,7 +37,7 @@ RESERVE = 64 * 1024
 #: with QUEUEY_TEST_BACKENDS=sqlite for a quick local run (CI never sets it).
 BACKENDS = os.environ.get("QUEUEY_TEST_BACKENDS", "sqlite,cassandra").split(",")
 
-pytest_plugins = ["tests.cassandra_node"]
+pytest_plugins = ["tests.cassandra_node", "tests.browser_support"]
 
 
 def auth(*keys: str) -> dict[str, str]:

@@ -41,10 +41,23 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Show the template `id` as the page; returns a query function within it. */
+/**
+ * Show the template `id` as the page; returns a query function within it. A view's
+ * requests may answer after it is gone: they then fill its detached nodes, not the next view.
+ */
 function show(id) {
-  main.replaceChildren(document.getElementById(id).content.cloneNode(true));
-  return (selector) => main.querySelector(selector);
+  const root = el("div", { class: "view" });
+  root.append(document.getElementById(id).content.cloneNode(true));
+  main.replaceChildren(root);
+  const $ = (selector) => root.querySelector(selector);
+  $.all = (selector) => root.querySelectorAll(selector);
+  return $;
+}
+
+/** Show the view of `hash` (a link within the console). */
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash; // route() runs on hashchange
 }
 
 /** Show an error (an ApiError's fields one per line), or hide the banner with null. */
@@ -136,8 +149,7 @@ function route() {
 window.addEventListener("hashchange", route);
 document.getElementById("sign-out").addEventListener("click", () => {
   signOut();
-  location.hash = "#/";
-  route();
+  go("#/");
 });
 
 // -- sign in --------------------------------------------------------------------
@@ -155,8 +167,7 @@ function showSignIn() {
       signOut();
       throw error;
     }
-    location.hash = "#/";
-    route();
+    go("#/");
   });
 }
 
@@ -194,22 +205,22 @@ function showQueues() {
   onSubmit($("#create-queue"), async (fields) => {
     const answer = await call("POST", path(), { json: fields });
     notice(`Queue ${answer.queue_name} is ready.`);
-    location.hash = queueHash(answer.queue_name);
+    go(queueHash(answer.queue_name));
   });
   onSubmit($("#open-queue"), async ({ queue_name }) => {
-    location.hash = queueHash(queue_name);
+    go(queueHash(queue_name));
   });
   attempt(() => load(null));
 }
 
-/** A queue's settings from the listing (owners only; others see null). */
+/** A queue's settings from the listing; null if it has none such; undefined if not the owner's. */
 async function queueInfo(name) {
   try {
     const answer = await call("GET", path(), { query: { offset: name, limit: 1, include_count: "true" } });
     const found = answer.queues[0];
     return found && found.queue_name === name ? found : null;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 403) return null; // not the owner
+    if (error instanceof ApiError && error.status === 403) return undefined; // not the owner
     throw error;
   }
 }
@@ -229,7 +240,9 @@ async function showQueue(name) {
       ? `${info.partitions} partition${info.partitions > 1 ? "s" : ""} · ${info.type} · ` +
         `${info.consistency} · ${info.count} message${info.count === 1 ? "" : "s"}` +
         (info.principles.length ? ` · principles: ${info.principles.join(", ")}` : "")
-      : "Only the owning application sees a queue's settings.";
+      : info === null
+        ? "The application has no queue of that name."
+        : "Only the owning application sees a queue's settings.";
     $("#partitions-hint").textContent = count
       ? `Partitions: "all" (1–${count}), or a list such as 1,3 or 2-4.`
       : 'Partitions: a list such as 1,3 or 2-4 ("all" reads partition 1 when the count is unknown).';
@@ -347,7 +360,7 @@ async function showQueue(name) {
 
   $("#delete-selected").onclick = () =>
     attempt(async () => {
-      const refs = [...main.querySelectorAll("table.messages input:checked")].map((box) => box.value);
+      const refs = [...$.all("table.messages input:checked")].map((box) => box.value);
       if (!refs.length) throw new ApiError(400, { error_msg: { messages: "Select the messages to delete." } });
       // "P:ID,P:ID": hex digits, colons and commas need no escaping in a path.
       await call("DELETE", `${path(name)}/${refs.join(",")}`);
@@ -416,7 +429,7 @@ async function showGroups(name) {
   $("#groups-title").textContent = `Consumer groups of ${name}`;
   onSubmit($("#create-group"), async ({ group, ...settings }) => {
     await call("PUT", path(name, "groups", group ?? ""), { json: settings });
-    location.hash = `${queueHash(name)}/groups/${encodeURIComponent(group)}`;
+    go(`${queueHash(name)}/groups/${encodeURIComponent(group)}`);
   });
   await attempt(async () => {
     const answer = await call("GET", path(name, "groups"));
@@ -475,7 +488,7 @@ async function showGroup(name, group) {
     );
     const counters = ["delivered", "acknowledged", "redelivered", "dead_lettered", "dropped", "expired"];
     $("#group-counters").replaceChildren(
-      ...counters.flatMap((c) => [el("dt", {}, c.replace("_", " ")), el("dd", { "data-counter": c }, state[c])]),
+      ...counters.map((c) => el("div", {}, el("dt", {}, c.replace("_", " ")), el("dd", { "data-counter": c }, state[c]))),
     );
   }
 
