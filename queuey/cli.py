@@ -155,6 +155,10 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["QUEUEY_STORAGE_URL"] = settings.storage_url
     os.environ["QUEUEY_HOST"] = settings.host
     os.environ["QUEUEY_PORT"] = str(settings.port)
+    # Workers die with this process, also by SIGKILL (queuey/worker.py).
+    from queuey.worker import PARENT_ENV
+
+    os.environ[PARENT_ENV] = str(os.getpid())
     # The workers' metrics go to files in a fresh directory, summed at each scrape
     # (queuey/api/metrics.py): set before any worker starts, removed when the server stops.
     metrics_dir = tempfile.mkdtemp(prefix="queuey-metrics-")
@@ -166,7 +170,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         granian_on(sock)(
-            "queuey.api.app:from_environment",
+            "queuey.worker:app",
             factory=True,
             address=settings.host,
             port=settings.port,

@@ -1,8 +1,8 @@
 """Real ``queuey serve`` processes for the fault tests, and raw sockets to talk to them.
 
-:class:`Queuey` starts a server in its own process group, so a SIGKILL
-reaches granian's workers as well as the main process (killing the main
-process alone leaves the workers serving). :func:`exchange` sends raw bytes
+:class:`Queuey` starts a server in its own process group, and kills the
+group: the workers die with the main process anyway (queuey/worker.py), but
+the group also catches a worker of a server that failed half-way. :func:`exchange` sends raw bytes
 and reads until the server closes the connection or goes quiet.
 """
 
