@@ -97,6 +97,8 @@ class Settings:
     storage_busy_timeout: float = DEFAULTS["storage_busy_timeout"]
     storage_purge_batch: int = DEFAULTS["storage_purge_batch"]
     storage_reserve_bytes: int = DEFAULTS["storage_reserve_bytes"]
+    stream_heartbeat: float = DEFAULTS["stream_heartbeat"]
+    stream_max_seconds: float = DEFAULTS["stream_max_seconds"]
     cors_origins: tuple[str, ...] = DEFAULTS["cors_origins"]
     max_message_bytes: int = DEFAULTS["max_message_bytes"]
     max_request_bytes: int = DEFAULTS["max_request_bytes"]

@@ -114,6 +114,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "server",
+        "stream_heartbeat",
+        float,
+        15.0,
+        "Seconds of silence after which an event stream sends a comment (0: never).",
+    ),
+    Setting(
+        "server",
+        "stream_max_seconds",
+        float,
+        3600.0,
+        "Seconds after which the server ends an event stream cleanly (0: never).",
+    ),
+    Setting(
+        "server",
         "trusted_proxies",
         list,
         (),

@@ -38,6 +38,7 @@ from queuey.api.observe import ROUTE, AccessLog, Observer
 from queuey.api.routes import V1
 from queuey.api.routing import Router
 from queuey.api.stopping import on_stop
+from queuey.api.streams import StreamRoutes
 from queuey.api.tokens import TokenRoutes
 from queuey.config import DEFAULTS, Settings, load
 from queuey.core.auth import ApplicationKeys, Authentication
@@ -153,10 +154,11 @@ class QueueyApp:
             await self.service.storage.close()  # the writer runs what was submitted first
 
     async def _sample(self, metrics: Metrics) -> None:
-        """Keep this process's held reads current: each worker writes its own gauge."""
+        """Keep this process's held reads and open streams current: each worker writes its own."""
         waiters = self.service.messages.waiters
         while True:
-            metrics.held.set(waiters.count)
+            metrics.held.set(waiters.count("read") + waiters.count("claim"))
+            metrics.streams.set(waiters.count("stream"))
             await asyncio.sleep(SAMPLE_SECONDS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -191,7 +193,7 @@ class QueueyApp:
             # and with it granian's hold on the connection, goes as soon as we return (so a
             # 408 closes the connection at once, not at the next garbage collection).
             exc.__traceback__ = None
-        await response.send(send, head=scope["method"] == "HEAD")
+        await response.send(send, head=scope["method"] == "HEAD", receive=receive)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         stack = contextlib.AsyncExitStack()
@@ -278,9 +280,17 @@ def create_app(settings: Settings, storage: Storage | None = None) -> QueueyApp:
     )
     groups = GroupRoutes(v1, service.groups)
     minting = TokenRoutes(v1, tokens)
+    streams = StreamRoutes(v1, settings.stream_heartbeat, settings.stream_max_seconds)
     operations = ops.routes(service, metrics, client_address, settings.metrics_allow)
     router = Router(
-        [*v1.routes(), *groups.routes(), *minting.routes(), *operations, *console.routes()]
+        [
+            *v1.routes(),
+            *groups.routes(),
+            *minting.routes(),
+            *streams.routes(),
+            *operations,
+            *console.routes(),
+        ]
     )
     access_log = AccessLog(settings.log_format) if settings.access_log else None
     return QueueyApp(

@@ -11,6 +11,7 @@ dict, headers, a body read with a size limit and a read timeout, and JSON answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -225,7 +226,7 @@ class Response:
         self.headers = list(headers)
         self.media_type = media_type
 
-    async def send(self, send: Send, head: bool = False) -> None:
+    async def send(self, send: Send, head: bool = False, receive: Receive | None = None) -> None:
         """Send it; for HEAD, the headers GET would have and no body."""
         await send(
             {
@@ -239,6 +240,128 @@ class Response:
             }
         )
         await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+class SlowClient(Exception):
+    """More than a stream's ``max_pending`` bytes wait for a client that stopped reading."""
+
+
+class BodyWriter:
+    """What a streaming response's producer writes to: chunks queued for the client.
+
+    The producer never waits for the client: :meth:`write` queues a chunk
+    and returns, and raises :class:`SlowClient` once more than
+    ``max_pending`` bytes wait (the client is then dropped). The sender,
+    :meth:`StreamingResponse.send`, hands them to the server as fast as the
+    connection takes them.
+    """
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.pending = 0
+        self._chunks: list[bytes] = []
+        self._ready = asyncio.Event()
+
+    def write(self, chunk: bytes) -> None:
+        if self.pending + len(chunk) > self.max_pending:
+            raise SlowClient(f"{self.pending} bytes wait for the client")
+        self._chunks.append(chunk)
+        self.pending += len(chunk)
+        self._ready.set()
+
+    async def take(self) -> bytes:
+        """Everything queued, as one chunk, once there is some."""
+        await self._ready.wait()
+        self._ready.clear()
+        chunk, self._chunks = b"".join(self._chunks), []
+        return chunk
+
+    def sent(self, size: int) -> None:
+        self.pending -= size
+
+
+#: Makes a streaming response's body: writes to the writer until it returns (the end).
+Producer = Callable[[BodyWriter], Awaitable[None]]
+
+
+class StreamingResponse(Response):
+    """A response whose body is made while it is sent (an event stream).
+
+    ``produce(writer)`` writes the body; the response ends when it returns,
+    when it raises :class:`SlowClient` (the client stopped reading), or when
+    the client goes away (``http.disconnect``: the producer is cancelled —
+    granian does not fail a send to a closed connection, so the disconnect
+    is heard on ``receive``). HEAD sends the headers only and never starts
+    the producer.
+    """
+
+    __slots__ = ("max_pending", "produce")
+
+    def __init__(
+        self,
+        produce: Producer,
+        status: int = 200,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        media_type: bytes = b"text/event-stream",
+        max_pending: int = 1024 * 1024,
+    ) -> None:
+        super().__init__(b"", status, headers, media_type)
+        self.produce = produce
+        self.max_pending = max_pending
+
+    async def send(self, send: Send, head: bool = False, receive: Receive | None = None) -> None:
+        headers = [(b"content-type", self.media_type), *self.headers]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        writer = BodyWriter(self.max_pending)
+        producer = asyncio.ensure_future(self.produce(writer))
+        gone = asyncio.ensure_future(_disconnected(receive)) if receive is not None else None
+
+        async def sender() -> None:
+            while True:
+                chunk = await writer.take()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                writer.sent(len(chunk))
+
+        sending = asyncio.ensure_future(sender())
+        waited = {producer, sending} | ({gone} if gone is not None else set())
+        dropped = False
+        try:
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            dropped = gone is not None and gone.done()
+            if producer.done() and not producer.cancelled():
+                exc = producer.exception()
+                if isinstance(exc, SlowClient):
+                    dropped = True  # no end to send: the server drops the connection
+                elif exc is not None:
+                    raise exc
+                elif writer.pending and not dropped:
+                    # The producer ended: let what it wrote reach the client, briefly.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(FLUSH_SECONDS):
+                            while writer.pending and not sending.done():
+                                await asyncio.sleep(0.01)
+        finally:
+            for task in waited:
+                task.cancel()
+            await asyncio.gather(*waited, return_exceptions=True)
+        failed = sending.exception() if sending.done() and not sending.cancelled() else None
+        if failed is not None:
+            raise failed
+        if not dropped:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+#: How long a stream that ends may take to hand its last chunks to the client.
+FLUSH_SECONDS = 5.0
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone away (the request body, if any, is ignored)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def json_response(

@@ -68,7 +68,13 @@ class Metrics:
         )
         self.held = Gauge(
             "queuey_held_reads",
-            "Requests waiting for messages now (consumer group claims with wait).",
+            "Requests waiting for messages now (range reads and consumer group claims with wait).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.streams = Gauge(
+            "queuey_open_streams",
+            "Event streams (SSE) open now.",
             multiprocess_mode="livesum",
             registry=r,
         )

@@ -64,7 +64,9 @@ def routes(
     async def scrape(request: Request) -> Response:
         if address(request.scope) not in allow:
             raise AccessDenied()
-        metrics.held.set(service.messages.waiters.count)  # this process's, current
+        waiters = service.messages.waiters  # this process's, current
+        metrics.held.set(waiters.count("read") + waiters.count("claim"))
+        metrics.streams.set(waiters.count("stream"))
         return Response(metrics.render(), media_type=metrics.content_type)
 
     return [*found, route("/__metrics__", get=scrape)]

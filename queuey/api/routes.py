@@ -214,7 +214,8 @@ class V1:
         principals, queue = await self.queue(request)
         asked = partitions_asked(request.query.get("partitions"), default=(1,))
         self.grant(request, may_read(principals, queue, asked))
-        messages = await self.messages.read(queue, request.query)
+        # HEAD ignores ``wait``: it answers headers only, at once.
+        messages = await self.messages.read(queue, request.query, hold=request.method != "HEAD")
         self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
 

@@ -34,12 +34,12 @@ from queuey.core.messages import (
     posted_info,
 )
 from queuey.core.queues import Queues, raise_if
-from queuey.core.waiters import POLL_SECONDS
 from queuey.storage.base import NewMessage, Queue, Storage
 from queuey.storage.groups import (
     DEFAULT_GUARANTEE,
     GUARANTEES,
     Action,
+    Delivery,
     Group,
     GroupSettings,
     GroupStorage,
@@ -52,6 +52,8 @@ MAX_DELIVERIES = 1000
 MAX_CLAIM = 1000
 MAX_WAIT = 60
 MAX_CONSUMER = 100
+#: Seconds between two tries of a waiting claim that hears no news (leases ending, delays passing).
+RECHECK_SECONDS = 1.0
 
 
 def group_info(group: Group) -> dict[str, Any]:
@@ -123,6 +125,8 @@ class Groups:
         self.queues = queues
         self.messages = messages
         self.max_in_flight = max_in_flight
+        #: When a waiting claim of (group handle, *partitions) last found nothing.
+        self._rechecked: dict[tuple[object, ...], float] = {}
 
     # -- groups ------------------------------------------------------------------
 
@@ -230,14 +234,9 @@ class Groups:
             errors["consumer"] = f"must be a string of 1 to {MAX_CONSUMER} characters"
         raise_if(errors)
         name = consumer if isinstance(consumer, str) and consumer else None
-        deadline = time.monotonic() + wait
-        while True:
-            found = await self.store.claim(group, partitions, limit, name, self.max_in_flight)
-            # Closed waiters: the server is stopping; answer with what there is.
-            if found or time.monotonic() >= deadline or self.messages.waiters.closed:
-                break
-            left = max(0.0, deadline - time.monotonic())
-            await self.messages.waiters.wait(group.queue.handle, min(POLL_SECONDS, left))
+        found = await self.store.claim(group, partitions, limit, name, self.max_in_flight)
+        if not found and wait:
+            found = await self._wait_and_claim(group, partitions, limit, name, wait)
         secret = await self.store.receipt_secret()
         messages = [
             {
@@ -248,6 +247,38 @@ class Groups:
             for d in found
         ]
         return {"status": "ok", "lease_seconds": group.settings.lease_seconds, "messages": messages}
+
+    async def _wait_and_claim(
+        self, group: Group, partitions: list[int], limit: int, name: str | None, wait: int
+    ) -> list[Delivery]:
+        """Claim again on each news of the queue (``core.waiters``) until ``wait`` ends.
+
+        Posts and releases through any process or web node are news. Leases
+        that end and release delays that pass are not (nothing is written),
+        so a waiting claim also tries again every ``RECHECK_SECONDS``; one
+        waiter of a group and partitions tries for all of this process.
+        """
+        deadline = time.monotonic() + wait
+        line = (group.handle, *partitions)
+        found: list[Delivery] = []
+        async with self.messages.waiters.watch(group.queue, "claim") as watch:
+            news = True  # the watch began after the first try: try once more inside it
+            while True:
+                again = time.monotonic() - self._rechecked.get(line, 0.0) >= RECHECK_SECONDS
+                if news or again or watch.gone:  # gone: the claim answers 404
+                    found = await self.store.claim(
+                        group, partitions, limit, name, self.max_in_flight
+                    )
+                    if found or watch.gone:
+                        return found
+                    self._rechecked[line] = time.monotonic()
+                    if len(self._rechecked) > 10_000:
+                        self._rechecked.clear()
+                left = deadline - time.monotonic()
+                # Closed waiters: the server is stopping; answer with what there is.
+                if left <= 0 or watch.closed:
+                    return found
+                news = await watch.wait(min(RECHECK_SECONDS, left))
 
     async def _publish(
         self, group: Group, value: Any, texts: list[str], errors: v.Errors

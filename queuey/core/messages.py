@@ -21,13 +21,14 @@ partition (``Storage.post_messages``).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from queuey.config import DEFAULTS
 from queuey.core import validation as v
-from queuey.core.errors import InvalidJSON, PayloadTooLarge, ValidationError
+from queuey.core.errors import InvalidJSON, InvalidQueueName, PayloadTooLarge, ValidationError
 from queuey.core.ids import (
     format_id,
     format_timestamp,
@@ -55,6 +56,8 @@ MAX_TTL = 2**25
 MAX_POST_MESSAGES = 1000
 #: Messages per partition in one range read (the default and largest ``limit``).
 MAX_READ_LIMIT = 1000
+#: Longest ``wait`` of a range read, seconds.
+MAX_WAIT = 60
 #: Choice lists in the order the original named them in its messages.
 ORDERS = ("descending", "ascending")
 
@@ -144,7 +147,7 @@ class Messages:
         self.storage = storage
         self.queues = queues
         self.limits = limits
-        self.waiters = waiters or Waiters()
+        self.waiters = waiters or Waiters(storage)
 
     # -- posting -------------------------------------------------------------
 
@@ -215,7 +218,7 @@ class Messages:
             if not messages:  # as the original: an empty batch stores nothing and succeeds
                 return []
             posted = await self.storage.post_messages(target, messages)
-            self.waiters.notify(target.handle)
+            self.waiters.notify(target.handle, max(p.key for p in posted))
             return [posted_info(p) for p in posted]
 
         return await self._write(queue, parse, store)
@@ -244,9 +247,19 @@ class Messages:
 
     # -- reading -------------------------------------------------------------
 
-    async def read(self, queue: Queue, query: Mapping[str, str]) -> list[dict[str, Any]]:
-        """A range scan of one or more partitions, grouped in the order asked."""
+    async def read(
+        self, queue: Queue, query: Mapping[str, str], hold: bool = True
+    ) -> list[dict[str, Any]]:
+        """A range scan of one or more partitions, grouped in the order asked.
+
+        With ``wait`` (and ``hold``: not for HEAD), a read that finds nothing
+        is held until a message it would return is readable, ``wait``
+        seconds pass or the server stops (then answered as it stands), or the
+        queue is deleted (404). Held reads share the process's one wake-up
+        mechanism (``core.waiters``).
+        """
         errors: v.Errors = {}
+        wait = v.integer(query.get("wait"), "wait", errors, 0, 0, MAX_WAIT)
         limit = v.integer(query.get("limit"), "limit", errors, MAX_READ_LIMIT, 1, MAX_READ_LIMIT)
         order = v.choice(query.get("order"), "order", errors, "ascending", ORDERS)
         descending = order == "descending"
@@ -256,13 +269,32 @@ class Messages:
             if item.strip():
                 partitions[v.integer(item, "partitions", errors, 1, 0)] = None
         raise_if(errors)
-        found: list[dict[str, Any]] = []
-        for partition in partitions:
-            if not 1 <= partition <= queue.partitions:
-                continue  # as the original: a partition the queue lacks has no messages
-            messages = await self.storage.read_range(queue, partition, since, limit, descending)
-            found.extend(message_info(m) for m in messages)
-        return found
+        asked = [p for p in partitions if 1 <= p <= queue.partitions]
+
+        async def scan() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for partition in asked:  # a partition the queue lacks has no messages (as the original)
+                messages = await self.storage.read_range(queue, partition, since, limit, descending)
+                found.extend(message_info(m) for m in messages)
+            return found
+
+        found = await scan()
+        if found or not wait or not hold or not asked:
+            return found
+        deadline = time.monotonic() + wait
+        async with self.waiters.watch(queue, "read") as watch:
+            while True:
+                # Reads of the same range since the last wake-up are shared (core.waiters).
+                found = await watch.shared(("read", *asked, since, limit, descending), scan)
+                if found:
+                    return found
+                if watch.gone:
+                    self.queues.forget(queue.app, queue.name)
+                    raise InvalidQueueName()
+                left = deadline - time.monotonic()
+                if left <= 0 or watch.closed:
+                    return found
+                await watch.wait(left)
 
     @staticmethod
     def _since(value: str | None, errors: v.Errors, descending: bool) -> MessageKey | None:
@@ -311,7 +343,7 @@ class Messages:
                 await self.storage.put_messages(
                     target, keys, text, content_type or "text/plain", seconds
                 )
-                self.waiters.notify(target.handle)
+                self.waiters.notify(target.handle, max(k for _, k in keys))
 
         await self._write(queue, parse, store)
 

@@ -20,7 +20,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from queuey.core import validation as v
@@ -65,6 +65,8 @@ class Queues:
         #: Most queues per application (absent or 0: no limit), set by whoever wires the service.
         self.max_queues: Mapping[str, int] = {}
         self._creating: dict[str, asyncio.Lock] = {}
+        #: Called with a deleted queue's handle (the service wakes its waiters with it).
+        self.on_delete: Callable[[str], None] | None = None
 
     async def find(self, app: str, name: str, *, for_writing: bool = False) -> Queue:
         """The queue, or :class:`InvalidQueueName` (404) when malformed or absent.
@@ -176,3 +178,5 @@ class Queues:
     async def delete(self, queue: Queue) -> None:
         self.forget(queue.app, queue.name)
         await self.storage.delete_queue(queue)
+        if self.on_delete is not None:  # readers waiting on it answer 404 (core.waiters)
+            self.on_delete(queue.handle)

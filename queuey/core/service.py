@@ -30,6 +30,7 @@ class QueueService:
         self.queues = Queues(storage, cache_seconds=cache_seconds, cache_size=cache_size)
         self.messages = Messages(storage, self.queues, self.limits)
         self.groups = Groups(storage, self.queues, self.messages, max_in_flight)
+        self.queues.on_delete = self.messages.waiters.gone
 
     async def ping(self) -> None:
         """Return if the store answers; :class:`StorageUnavailable` (503) naming why if not."""

@@ -1,67 +1,309 @@
-"""Waiting for news on a queue without a thread: futures woken by local writes, or a timeout.
+"""Waiting for news on a queue without a thread: one wake-up mechanism for every waiter.
 
-A waiting claim (and, later, a held range read or a stream) waits here
-between looks at storage. A post, overwrite or release through this process
-wakes the waiters of its queue at once; writes through other processes or
-web nodes are seen at the waiter's next look (every ``POLL_SECONDS``).
-At shutdown :meth:`Waiters.close` wakes every waiter for good, so held
-requests answer with what they have instead of holding the server's drain.
+Held range reads (``wait``), waiting claims and event streams all wait here,
+each through a :class:`Watch` of its queue — a future, never a thread:
+
+- a write through this process (a post, an overwrite by id, a release, an
+  acknowledge-and-publish) wakes the watches of its queue at once
+  (:meth:`Waiters.notify`);
+- writes through other processes or web nodes are heard by **one shared
+  poll** per process: every ``POLL_SECONDS`` it asks the store for the change
+  marks (``Storage.marks``) of the waited queues that are due, all in one
+  call, and wakes the watches of each queue whose mark moved. A queue is due
+  every 100 ms; where the store hides new messages for a settle delay
+  (Cassandra), a queue that stays quiet is asked less often, doubling up to
+  ``MAX_POLL_SECONDS`` (an overwrite by id of an old message is readable at
+  once, so the poll never backs off as far as the settle delay itself);
+- where a settle delay hides new messages, the newest key a write or a mark
+  names schedules one more wake-up when its delay has passed
+  (``SETTLE_GRID``: wake-ups are rounded up to a quarter second and shared);
+- a deleted queue (:meth:`Waiters.gone`, or a mark saying so) wakes its
+  watches for good, and they answer 404;
+- at shutdown :meth:`Waiters.close` wakes every watch for good, so held
+  requests answer with what they have and streams end, instead of holding
+  the server's drain.
+
+A watch keeps the news that arrives while its owner is not waiting (reading
+storage, sending), so a write between a look at storage and the next wait
+is never missed. Watches of one queue may share reads made between two
+wake-ups (:meth:`Watch.shared`): a thousand streams at the same place cost
+one read when a message arrives, not a thousand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, TypeVar, cast
 
-#: Longest wait between two looks at storage for a waiter nobody wakes.
+from queuey.storage.base import Queue, Storage
+from queuey.storage.keys import UNIX_EPOCH_TICKS, MessageKey
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Seconds between two polls of the change marks (a waited queue is asked at most this often).
 POLL_SECONDS = 0.1
+#: Longest pause between two polls of a quiet queue whose store has a settle delay.
+MAX_POLL_SECONDS = 0.8
+#: Settle wake-ups are rounded up to this many seconds, and one timer serves each.
+SETTLE_GRID = 0.25
+#: Kinds of waiters, counted apart for the metrics.
+KINDS = ("read", "claim", "stream")
+#: Reads remembered between two wake-ups of one queue, at most.
+MAX_SHARED = 1000
+_UNKNOWN = object()
+
+
+class Watch:
+    """One waiter's hold on one queue: news since it last woke, and a way to wait for more."""
+
+    __slots__ = ("_future", "_news", "_queue", "kind")
+
+    def __init__(self, queue: _Watched, kind: str) -> None:
+        self._queue = queue
+        self.kind = kind
+        self._news = False
+        self._future: asyncio.Future[None] | None = None
+
+    @property
+    def gone(self) -> bool:
+        """The queue was deleted (answer 404)."""
+        return self._queue.gone
+
+    @property
+    def closed(self) -> bool:
+        """The server is stopping: answer with what there is, end streams."""
+        return self._queue.owner.closed
+
+    def _wake(self) -> None:
+        self._news = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Until news of the queue (True) or ``timeout`` seconds (False); at once if news came.
+
+        Also True at once when the queue is gone or the server is stopping.
+        """
+        if self._news or self.gone or self.closed:
+            self._news = False
+            return True
+        future = self._future = asyncio.get_running_loop().create_future()
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation.
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            pass
+        finally:
+            self._future = None
+        news, self._news = self._news, False
+        return news
+
+    async def shared(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``fetch()``, or the result of the same read (``key``) since the queue's last wake-up.
+
+        Any write the read might have missed wakes the queue, which forgets
+        the reads made before it; a failed read is forgotten at once.
+        """
+        memo = self._queue.memo
+        task = memo.get(key)
+        if task is None:
+            if len(memo) >= MAX_SHARED:
+                memo.clear()
+            task = memo[key] = asyncio.ensure_future(fetch())
+
+            def forget_failure(done: asyncio.Future[Any]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    memo.pop(key, None)
+
+            task.add_done_callback(forget_failure)
+        return cast(T, await asyncio.shield(task))
+
+
+class _Watched:
+    """A queue some watch waits on: its watches, its last mark, its poll schedule and timers."""
+
+    def __init__(self, owner: Waiters, queue: Queue) -> None:
+        self.owner = owner
+        self.queue = queue
+        self.watches: set[Watch] = set()
+        self.version: object = _UNKNOWN
+        self.gone = False
+        self.interval = POLL_SECONDS
+        self.next_poll = 0.0
+        self.timers: dict[float, asyncio.TimerHandle] = {}
+        self.memo: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def wake(self) -> None:
+        self.memo = {}
+        for watch in self.watches:
+            watch._wake()
+
+    def wake_when_settled(self, newest: MessageKey, settle: float) -> None:
+        """One more wake-up once ``newest`` is ``settle`` seconds old (a settle delay hid it)."""
+        loop = asyncio.get_running_loop()
+        unix = (newest.ts - UNIX_EPOCH_TICKS) / 10_000_000 + settle
+        due = loop.time() + max(0.0, unix - time.time())
+        due = -(-due // SETTLE_GRID) * SETTLE_GRID  # rounded up: one timer per quarter second
+        if due not in self.timers:
+            self.timers[due] = loop.call_at(due, self._settled, due)
+
+    def _settled(self, due: float) -> None:
+        self.timers.pop(due, None)
+        self.wake()
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
 
 
 class Waiters:
-    """Futures per queue handle, each resolved when that queue has news."""
+    """The watches of one process, by queue handle, and the one poll that serves them all.
 
-    def __init__(self) -> None:
-        self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+    ``storage``: where the shared poll reads change marks; without it only
+    writes through this process wake watches (and their timeouts).
+    """
+
+    def __init__(self, storage: Storage | None = None) -> None:
+        self.storage = storage
+        self._queues: dict[str, _Watched] = {}
         self._closed = False
+        self._poller: asyncio.Task[None] | None = None
+        #: Marks read by the shared poll (for tests and the benchmark: one per due queue).
+        self.polls = 0
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called: waiting is over, answer now."""
         return self._closed
 
-    async def wait(self, handle: str, timeout: float) -> None:
-        """Return on ``notify(handle)``, after ``timeout`` seconds, or at once when closed."""
-        if self._closed:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = self._waiting.setdefault(handle, set())
-        waiting.add(future)
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation.
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(future)
-        except TimeoutError:
-            pass
-        finally:
-            waiting.discard(future)
-            if not waiting:
-                self._waiting.pop(handle, None)
+    def _settle(self, queue: Queue) -> float:
+        return self.storage.settle_seconds(queue.settings.consistency) if self.storage else 0.0
 
-    def notify(self, handle: str) -> None:
-        """Wake every waiter of this queue (a no-op when nobody waits)."""
-        for future in self._waiting.get(handle, ()):
-            if not future.done():
-                future.set_result(None)
+    @contextlib.asynccontextmanager
+    async def watch(self, queue: Queue, kind: str = "read") -> AsyncIterator[Watch]:
+        """Watch ``queue`` for the block; look at storage only after entering it.
+
+        The first watch of a queue reads its mark before the block starts, so
+        that a write between the block's first look and the next poll moves
+        the mark past the one remembered.
+        """
+        watched = self._queues.get(queue.handle)
+        if watched is None:
+            watched = self._queues[queue.handle] = _Watched(self, queue)
+        elif queue.partitions > watched.queue.partitions:
+            watched.queue = queue  # the newest copy: a mark covers every partition
+        watch = Watch(watched, kind)
+        watched.watches.add(watch)
+        try:
+            if watched.version is _UNKNOWN and self.storage is not None and not self._closed:
+                await self._poll([watched])
+            if self._poller is None and self.storage is not None and not self._closed:
+                self._poller = asyncio.get_running_loop().create_task(self._run())
+            yield watch
+        finally:
+            watched.watches.discard(watch)
+            if not watched.watches and self._queues.get(queue.handle) is watched:
+                watched.cancel_timers()
+                del self._queues[queue.handle]
+
+    def notify(self, handle: str, newest: MessageKey | None = None) -> None:
+        """Messages were written to this queue through this process (``newest``: the newest key).
+
+        Wakes its watches now and, where a settle delay hides new messages,
+        once more when ``newest`` has settled. A no-op when nobody watches.
+        """
+        watched = self._queues.get(handle)
+        if watched is None:
+            return
+        watched.wake()
+        settle = self._settle(watched.queue)
+        if newest is not None and settle > 0:
+            watched.wake_when_settled(newest, settle)
+
+    def gone(self, handle: str) -> None:
+        """This queue incarnation was deleted: its watches wake for good (and answer 404)."""
+        watched = self._queues.get(handle)
+        if watched is not None:
+            watched.gone = True
+            watched.wake()
 
     def close(self) -> None:
-        """Wake every waiter of every queue, and every later one at once (the server stops).
+        """Wake every watch for good, and every later one at once (the server stops).
 
-        Call on the waiters' event loop. Idempotent.
+        Call on the watches' event loop. Idempotent.
         """
         self._closed = True
-        for handle in list(self._waiting):
-            self.notify(handle)
+        for watched in self._queues.values():
+            watched.cancel_timers()
+            watched.wake()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    def count(self, kind: str | None = None) -> int:
+        """Watches now, of one kind or all (for the metrics)."""
+        return sum(
+            1
+            for watched in self._queues.values()
+            for watch in watched.watches
+            if kind is None or watch.kind == kind
+        )
 
     @property
-    def count(self) -> int:
-        """Waiters now (for metrics)."""
-        return sum(len(w) for w in self._waiting.values())
+    def queues(self) -> int:
+        """Queues watched now."""
+        return len(self._queues)
+
+    # -- the shared poll --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Every ``POLL_SECONDS``, the marks of the waited queues that are due, in one call."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queues and not self._closed:
+                await asyncio.sleep(POLL_SECONDS)
+                now = loop.time()
+                due = [w for w in self._queues.values() if w.next_poll <= now]
+                if due:
+                    await self._poll(due)
+        finally:
+            if self._poller is asyncio.current_task():
+                self._poller = None
+
+    async def _poll(self, due: list[_Watched]) -> None:
+        assert self.storage is not None
+        loop = asyncio.get_running_loop()
+        try:
+            marks = await self.storage.marks([w.queue for w in due])
+        except Exception as exc:  # noqa: BLE001 - the store is down: requests see it; poll again
+            log.debug("polling change marks failed: %s", exc)
+            for watched in due:
+                watched.next_poll = loop.time() + POLL_SECONDS
+            return
+        self.polls += len(due)
+        now = loop.time()
+        for watched, mark in zip(due, marks, strict=True):
+            settle = self._settle(watched.queue)
+            if mark.gone:
+                watched.gone = True
+                watched.wake()
+                continue
+            first = watched.version is _UNKNOWN
+            changed = not first and mark.version != watched.version
+            watched.version = mark.version
+            if changed:
+                watched.wake()
+                watched.interval = POLL_SECONDS
+            elif settle > 0:  # quiet: back off, never beyond what keeps answers within 1 s
+                watched.interval = min(watched.interval * 2, MAX_POLL_SECONDS)
+            if (changed or first) and settle > 0 and mark.newest is not None:
+                watched.wake_when_settled(mark.newest, settle)
+            watched.next_poll = now + watched.interval

@@ -1,0 +1,127 @@
+"""Range reads with ``wait`` (SPEC §3): held until a message is readable, the wait ends,
+the queue is deleted (404) or the server stops; in-process, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.api_support import error
+from tests.conftest import APP1, make_queue
+
+#: SPEC: answered within 1 s of the message becoming readable; checked generously.
+BOUND = 5.0
+
+
+@pytest.mark.parametrize(
+    ("wait", "message"),
+    [
+        ("61", "61 is greater than maximum value 60"),
+        ("-1", "-1 is less than minimum value 0"),
+        ("soon", '"soon" is not a number'),
+    ],
+)
+async def test_a_bad_wait_is_400_keyed_wait(
+    client: httpx.AsyncClient, wait: str, message: str
+) -> None:
+    name = await make_queue(client)
+    response = await client.get(f"/v1/app1/{name}", params={"wait": wait}, headers=APP1)
+    assert error(response, 400) == {"wait": message}
+
+
+async def test_a_post_answers_a_held_read(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client, partitions=2)
+    url = f"/v1/app1/{name}"
+    held = asyncio.create_task(
+        client.get(url, params={"wait": "30", "partitions": "2"}, headers=APP1)
+    )
+    await asyncio.sleep(0.3)
+    assert not held.done()
+    # A message in another partition does not answer it.
+    await client.post(url, content=b"elsewhere", headers={**APP1, "X-Partition": "1"})
+    await asyncio.sleep(0.3)
+    assert not held.done()
+    posted = time.monotonic()
+    await client.post(url, content=b"hello", headers={**APP1, "X-Partition": "2"})
+    response = await asyncio.wait_for(held, BOUND)
+    assert time.monotonic() - posted < BOUND
+    assert response.status_code == 200
+    assert [m["body"] for m in response.json()["messages"]] == ["hello"]
+
+
+async def test_a_read_finding_messages_is_not_held(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    await client.post(f"/v1/app1/{name}", content=b"there", headers=APP1)
+    response = await asyncio.wait_for(
+        client.get(f"/v1/app1/{name}", params={"wait": "60"}, headers=APP1), BOUND
+    )
+    assert [m["body"] for m in response.json()["messages"]] == ["there"]
+
+
+async def test_a_held_read_ends_empty_when_the_wait_ends(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    started = time.monotonic()
+    response = await client.get(f"/v1/app1/{name}", params={"wait": "1"}, headers=APP1)
+    assert time.monotonic() - started >= 1.0
+    assert response.json() == {"status": "ok", "messages": []}
+
+
+async def test_a_message_before_since_does_not_answer(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    url = f"/v1/app1/{name}"
+    first = (await client.post(url, content=b"old", headers=APP1)).json()["messages"][0]
+    # Since a time after it: held until a newer one.
+    since = f"{float(first['timestamp']) + 0.001:.7f}"
+    held = asyncio.create_task(client.get(url, params={"wait": "30", "since": since}, headers=APP1))
+    await asyncio.sleep(0.3)
+    assert not held.done()
+    await client.post(url, content=b"new", headers=APP1)
+    response = await asyncio.wait_for(held, BOUND)
+    assert [m["body"] for m in response.json()["messages"]] == ["new"]
+
+
+async def test_a_put_by_id_answers_a_held_read(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    url = f"/v1/app1/{name}"
+    held = asyncio.create_task(client.get(url, params={"wait": "30"}, headers=APP1))
+    await asyncio.sleep(0.3)
+    message_id = "d9b5e2f4a9a611f1b0a5c7e1d2f3a4b5"
+    assert (
+        await client.put(f"{url}/{message_id}", content=b"put", headers=APP1)
+    ).status_code == 200
+    response = await asyncio.wait_for(held, BOUND)
+    assert [m["message_id"] for m in response.json()["messages"]] == [message_id]
+
+
+async def test_deleting_the_queue_ends_a_held_read_with_404(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    held = asyncio.create_task(client.get(f"/v1/app1/{name}", params={"wait": "30"}, headers=APP1))
+    await asyncio.sleep(0.3)
+    assert (await client.delete(f"/v1/app1/{name}", headers=APP1)).status_code == 200
+    response = await asyncio.wait_for(held, BOUND)
+    assert "InvalidQueueName" in error(response, 404)
+
+
+async def test_head_ignores_wait(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    started = time.monotonic()
+    response = await client.head(f"/v1/app1/{name}", params={"wait": "30"}, headers=APP1)
+    assert response.status_code == 200 and response.content == b""
+    assert time.monotonic() - started < 25
+
+
+async def test_a_waiting_claim_is_woken_by_a_post(client: httpx.AsyncClient) -> None:
+    name = await make_queue(client)
+    url = f"/v1/app1/{name}"
+    assert (await client.put(f"{url}/groups/g", json={}, headers=APP1)).status_code == 201
+    claim = asyncio.create_task(
+        client.post(f"{url}/groups/g/claim", json={"wait": 30}, headers=APP1)
+    )
+    await asyncio.sleep(0.3)
+    assert not claim.done()
+    await client.post(url, content=b"work", headers=APP1)
+    response = await asyncio.wait_for(claim, BOUND)
+    assert [m["body"] for m in response.json()["messages"]] == ["work"]
