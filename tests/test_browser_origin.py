@@ -1,7 +1,8 @@
 """A page on another origin reads Queuey in Chromium: EventSource and fetch under CORS.
 
-The page is served by a second small HTTP server on 127.0.0.1 (another port,
-so another origin) that ``[cors] origins`` allows. It streams a public queue
+The pages, the examples of docs/browsers.md as written there, are served by
+a second small HTTP server on 127.0.0.1 (another port, so another origin)
+that ``[cors] origins`` allows. They stream a public queue
 without credentials and a private one with a scoped token in
 ``access_token=`` (EventSource cannot send headers), and the Queuey server
 restarts under it: the browser reconnects by itself with Last-Event-ID, and
@@ -13,6 +14,7 @@ allowed gets nothing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,47 +31,27 @@ from tests.browser_support import (
     no_page_errors,
     restart,
 )
-from tests.conftest import APP1, Server
+from tests.conftest import APP1, ROOT, Server
 
 pytestmark = pytest.mark.slow
 
-#: The page a web developer would write (docs/browsers.md has the same code).
-STREAM_PAGE = """<!doctype html>
-<meta charset="utf-8"><title>Queuey from another origin</title>
-<ol id="events"></ol>
-<script>
-  const stream = new URLSearchParams(location.search).get("stream");
-  window.received = [];
-  window.opened = 0;
-  window.errors = 0;
-  const source = new EventSource(stream);
-  source.onopen = () => { window.opened += 1; };
-  source.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    window.received.push(event.lastEventId);
-    const item = document.createElement("li");
-    item.textContent = `${message.partition}: ${message.body}`;
-    document.getElementById("events").append(item);
-  };
-  source.onerror = () => { window.errors += 1; window.state = source.readyState; };
-</script>
-"""
-FETCH_PAGE = """<!doctype html>
-<meta charset="utf-8"><title>fetch from another origin</title>
-<script>
-  const params = new URLSearchParams(location.search);
-  window.answer = fetch(params.get("url"), {
-    headers: { Authorization: `Bearer ${params.get("token")}` },
-  }).then(async (response) => ({ status: response.status, body: await response.json() }),
-          (error) => ({ error: String(error) }));
-</script>
-"""
-PAGES = {"/stream.html": STREAM_PAGE, "/fetch.html": FETCH_PAGE}
+#: The example pages of docs/browsers.md, served as written there.
+GUIDE = ROOT / "docs" / "browsers.md"
+
+
+def example_pages() -> dict[str, str]:
+    """``{"/stream.html": html, "/fetch.html": html}`` from the guide's marked examples."""
+    found = re.findall(
+        r"<!-- example page: (\S+) -->\n```html\n(.*?)```", GUIDE.read_text("utf-8"), re.S
+    )
+    pages = {f"/{name}": html for name, html in found}
+    assert set(pages) == {"/stream.html", "/fetch.html"}, f"{GUIDE}: {sorted(pages)}"
+    return pages
 
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    with Origin(PAGES) as allowed:
+    with Origin(example_pages()) as allowed:
         yield allowed
 
 
@@ -209,7 +191,7 @@ def test_an_origin_that_is_not_allowed_gets_nothing(
     create(queuey, "news", type="public")
     post(queuey, "news", "not for them")
     stream = f"{queuey.url}/v1/app1/news/stream?since=0"
-    with Origin(PAGES) as stranger:
+    with Origin(example_pages()) as stranger:
         page.goto(f"{stranger.url}/stream.html?{urlencode({'stream': stream})}")
         # CORS refuses the answer: the browser closes the stream for good (CLOSED = 2).
         wait_for(lambda: page.evaluate("window.state") == 2)

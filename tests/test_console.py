@@ -186,3 +186,19 @@ def test_the_page_has_no_inline_script_or_style() -> None:
     assert "<style" not in page
     assert not re.search(r"\son[a-z]+=", page)  # onclick= and the like
     assert not re.search(r'\sstyle="', page)
+
+
+def test_the_guide_shows_every_screenshot_the_browser_tests_make() -> None:
+    """docs/browsers.md shows docs/console/*.png; tests/test_browser_console.py makes them."""
+    guide = (ROOT / "docs" / "browsers.md").read_text("utf-8")
+    shown = set(re.findall(r"\]\(console/([a-z-]+)\.png\)", guide))
+    made = set(
+        re.findall(
+            r'screenshot\(page, "([a-z-]+)"\)',
+            (ROOT / "tests" / "test_browser_console.py").read_text("utf-8"),
+        )
+    )
+    assert shown == made
+    for name in shown:
+        assert (ROOT / "docs" / "console" / f"{name}.png").is_file(), name
+    assert "(docs/browsers.md)" in (ROOT / "README.md").read_text("utf-8")
