@@ -89,6 +89,8 @@ def settings(backend_url: str) -> Settings:
         storage_settle_very_strong=0.0,
         # The disk-full reserve (8 MiB by default) of hundreds of test files would take GBs.
         storage_reserve_bytes=RESERVE,
+        # Scoped tokens can be minted (SPEC §8), as on a server that `queuey init` configured.
+        token_secret=("test token secret",),
     )
 
 

@@ -252,7 +252,7 @@ async def test_without_a_secret_minting_is_403_and_tokens_are_401(
     async with connect(secured) as client:
         queue = await make_queue(client)
         token = (await mint(client, queue))["token"]
-    async with connect(settings) as client:  # the same store, no token_secret
+    async with connect(settings.replace(token_secret=())) as client:  # the same store, no secret
         denied = (await mint(client, queue, status=403))["error_msg"]
         assert "token_secret" in denied["AccessDenied"]
         # The rights come first: without them, the usual 403; invalid bodies are still 400.
