@@ -101,8 +101,8 @@ async def held_reads(server: Server, count: int, idle: float) -> dict[str, float
     cpu = await asyncio.to_thread(cpu_while_idle, server, idle)
     waiting = [asyncio.ensure_future(answered(r)) for r, _ in conns]
     posted = time.monotonic()
-    async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as http:
-        (await http.post(f"/v1/{APP}/held", content=b"wake")).raise_for_status()
+    async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as poster:
+        (await poster.post(f"/v1/{APP}/held", content=b"wake")).raise_for_status()
     ends = await asyncio.gather(*waiting)
     for _, writer in conns:
         writer.close()
@@ -140,10 +140,10 @@ async def streams(
                 seen += 1
 
     following = [asyncio.ensure_future(follow(r)) for r, _ in conns]
-    async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as poster:
         for _ in range(posts):
             body = f"sent {time.time():.6f}".encode()
-            (await http.post(f"/v1/{APP}/live", content=body)).raise_for_status()
+            (await poster.post(f"/v1/{APP}/live", content=body)).raise_for_status()
             await asyncio.sleep(1 / rate)
     await asyncio.wait(following, timeout=30)
     for task in following:
