@@ -20,9 +20,11 @@ import pytest
 
 from tests.browser_support import (
     PHONE,
+    TOKEN_SECRET,
     browser_config,
     mint,
     no_page_errors,
+    restart,
     screenshot,
 )
 from tests.conftest import APP1, Server
@@ -112,7 +114,9 @@ def test_sign_in_create_post_live_tail_rewind_and_delete(
         stored = api.get("/orders", params={"partitions": "1"}).json()["messages"]
         assert [m["body"] for m in stored] == ["first from the console"]
 
-        # The live tail: what arrives from now on, newest first, nothing from before.
+        # The live tail: what arrives from now on, newest first, nothing from before (the
+        # newest message is in partition 2 when it starts, the newest of partition 1 older).
+        post(api, "orders", "before the tail", 2)
         page.click("#tail-toggle")
         see(page.locator("#tail-status")).to_have_text("live")
         live1 = post(api, "orders", "live 1", 2)
@@ -145,7 +149,7 @@ def test_sign_in_create_post_live_tail_rewind_and_delete(
         # Older: everything before the mark, per partition, oldest first; newer: back again.
         page.click("#older")
         see(bodies(page, 1)).to_have_text(["first from the console", "live 2", "before the mark"])
-        see(bodies(page, 2)).to_have_text(["live 1", "live 3"])
+        see(bodies(page, 2)).to_have_text(["before the tail", "live 1", "live 3"])
         page.click("#newer")
         see(bodies(page, 1)).to_have_text(["after the mark 1"])
         see(bodies(page, 2)).to_have_text(["after the mark 2"])
@@ -158,12 +162,14 @@ def test_sign_in_create_post_live_tail_rewind_and_delete(
         see(bodies(page, 2)).to_have_text(["after the mark 2"])
         left = api.get("/orders", params={"partitions": "1,2"}).json()["messages"]
         assert "after the mark 1" not in [m["body"] for m in left]
-        assert len(left) == 6
+        assert len(left) == 7
 
         # At phone width: the same view in one column, nothing wider than the screen.
         page.set_viewport_size(PHONE)
         page.click("#newest")
-        see(bodies(page, 2)).to_have_text(["live 1", "live 3", "after the mark 2"])
+        see(bodies(page, 2)).to_have_text(
+            ["before the tail", "live 1", "live 3", "after the mark 2"]
+        )
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         screenshot(page, "queue-phone")
 
@@ -323,3 +329,46 @@ def test_consumer_group_state_and_seek(
             ("audit", "exactly_once"),
             ("billing", "at_least_once"),
         ]
+
+
+def test_the_live_tail_resumes_after_a_restart_with_a_new_token_secret(
+    page: Any,
+    queuey: Server,
+    api: httpx.Client,
+    serve: type[Server],
+) -> None:
+    """The server comes back with another secret: the tail's token is refused (401), the
+    console mints a new one and goes on after the last message it showed."""
+    see = expect()
+    assert api.post("", json={"queue_name": "feed", "partitions": 2}).status_code == 201
+    post(api, "feed", "before", 1)
+    with no_page_errors(page):
+        sign_in(page, queuey)
+        see(page.locator("#queues")).to_be_visible()
+        page.goto(f"{queuey.url}/console#/q/feed")
+        page.click("#tail-toggle")
+        see(page.locator("#tail-status")).to_have_text("live")
+        shown = [post(api, "feed", "a1", 1)["key"], post(api, "feed", "a2", 2)["key"]]
+        see(page.locator("#tail td.body")).to_have_text(["a2", "a1"])
+
+        queuey.stop()
+        see(page.locator("#tail-status")).to_have_text("reconnecting")
+        config = Path(queuey.command[queuey.command.index("--config") + 1])
+        config.write_text(config.read_text().replace(TOKEN_SECRET, "a-new-secret-" + "0" * 32))
+        other = serve(config).start()  # posts while the server is away, on the same file
+        with httpx.Client(base_url=f"{other.url}/v1/app1", headers=APP1, timeout=10) as away:
+            shown.append(post(away, "feed", "c1", 2)["key"])
+        other.stop()
+        restart(queuey)
+        shown += [post(api, "feed", "b1", 1)["key"], post(api, "feed", "b2", 2)["key"]]
+        rows = page.locator("#tail tbody tr")
+        see(page.locator("#tail td.body")).to_have_text(["b2", "b1", "c1", "a2", "a1"])
+        see(page.locator("#tail-status")).to_have_text("live")
+        time.sleep(1.5)  # a repeat would come now
+        see(rows).to_have_count(5)
+        assert [rows.nth(i).get_attribute("data-id") for i in range(5)] == shown[::-1]
+    # The restarted server refused the browser's own reconnection (the old token), and the
+    # console minted a new token (this log is the restarted server's).
+    log = queuey.log.read_text()
+    assert "route=/v1/{app}/{queue}/stream status=401" in log
+    assert log.count("route=/v1/{app}/{queue}/tokens status=201") == 1

@@ -61,6 +61,7 @@ export async function call(method, url, { query, json, body, headers } = {}) {
   } catch (error) {
     throw new ApiError(0, { error_msg: { Network: `The server could not be reached (${error.message}).` } });
   }
+  lastDate = Date.parse(response.headers.get("Date")) || Date.now();
   let answer = null;
   try {
     answer = await response.json();
@@ -69,6 +70,13 @@ export async function call(method, url, { query, json, body, headers } = {}) {
   }
   if (!response.ok) throw new ApiError(response.status, answer);
   return answer;
+}
+
+let lastDate = Date.now();
+
+/** The server's clock (the Date of its last answer; this browser's before any), in ms. */
+export function serverTime() {
+  return lastDate;
 }
 
 // -- message ids and times ------------------------------------------------------

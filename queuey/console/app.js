@@ -381,7 +381,8 @@ async function showQueue(name) {
     await read((p) => page.get(p)?.cursor ?? { since: null, order: "descending" });
   });
 
-  setUpTail($, name, () => (form.elements.partitions.value.trim() ? partitions() : null));
+  // The tail reads the partitions chosen, else all of them when their number is known.
+  setUpTail($, name, () => (form.elements.partitions.value.trim() || count ? partitions() : null));
   await newest();
 }
 

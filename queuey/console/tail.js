@@ -3,22 +3,23 @@
 // EventSource cannot send an Authorization header, so the stream is opened with
 // a scoped token (SPEC §8) in `access_token=`: read-only, this queue only, one
 // hour. The browser itself reconnects a broken stream with Last-Event-ID, and
-// the server resumes after that id: no gap, no repeat. Two cases it cannot
-// cover are handled here, by opening a new stream at `since` = the last id seen
-// (inclusive, so that one event is skipped):
-//   - the server ended the stream for good (token expired: 401; it is then
-//     minted again), which makes the browser give up;
-//   - nothing has arrived yet: the first stream starts at `since` = the newest
-//     message present when the tail started, so even then nothing is missed.
+// the server resumes after that id: no gap, no repeat. The tail keeps its own
+// resume point too (`since`, inclusive, and the one event to skip there), for
+// the two cases the browser cannot cover:
+//   - the server refused the stream for good (the token expired: 401), so the
+//     browser gave up: a new token is minted and a new stream opened there;
+//   - nothing has arrived yet: a stream opened without `since` starts "at the
+//     end", which moves; so the first stream starts at a fixed point, the newest
+//     message present when the tail starts.
 
-import { ApiError, call, idOrder, path, session } from "/console/api.js";
+import { ApiError, call, idOrder, path, serverTime, session } from "/console/api.js";
 
 const RETRIES = 3; // fresh streams opened in a row without an event before giving up
 
 export class Tail {
   /**
    * @param queue the queue's name
-   * @param partitions partition numbers (null: every one the token allows)
+   * @param partitions partition numbers (null: unknown, every one the token allows)
    * @param onMessage called with each message ({message_id, timestamp, body, partition, ...})
    * @param onStatus called with a short state ("connecting", "live", ...) and an optional error
    */
@@ -26,8 +27,8 @@ export class Tail {
     Object.assign(this, { queue, partitions, onMessage, onStatus });
     this.source = null;
     this.token = null;
-    this.lastId = null; // the id of the last event shown
-    this.skipId = null; // `since` is inclusive: the event of this id was already shown
+    this.since = null; // where a new stream starts (inclusive) ...
+    this.skip = null; // ... and the id of the event there that was already shown
     this.failures = 0;
     this.stopped = true;
   }
@@ -37,11 +38,8 @@ export class Tail {
     this.onStatus("connecting");
     try {
       this.token = await this.mint();
-      // Start at the newest message now present, so that what is posted from here on is
-      // never missed, even before the first event (an empty queue: from the start).
-      const newest = await this.newest();
-      this.lastId = newest;
-      this.open(newest ?? "0", newest);
+      await this.anchor();
+      this.open();
     } catch (error) {
       this.stop(error);
     }
@@ -67,34 +65,49 @@ export class Tail {
     }
   }
 
-  /** The id of the newest readable message of the tailed partitions, or null. */
-  async newest() {
-    const answer = await call("GET", path(this.queue), {
-      query: { order: "descending", limit: 1, partitions: (this.partitions || [1]).join(",") },
-      headers: { Authorization: `Bearer ${this.token}` },
-    });
-    const ids = answer.messages.map((m) => m.message_id);
-    ids.sort((a, b) => (idOrder(a) < idOrder(b) ? -1 : 1));
-    return ids.length ? ids[ids.length - 1] : null;
+  /** A range read with the stream's token (it shows why a stream would be refused). */
+  read(query) {
+    return call("GET", path(this.queue), { query, headers: { Authorization: `Bearer ${this.token}` } });
   }
 
-  open(since, skipId) {
+  /**
+   * The first resume point: just after the newest message of the tailed partitions (an
+   * empty queue: its start). Partitions unknown: all a queue may have (1..200); a token of
+   * some partitions only refuses that (403), and the point is then the server's clock now,
+   * to the second (the tail may begin with the messages of the last second).
+   */
+  async anchor() {
+    const partitions = this.partitions || Array.from({ length: 200 }, (_, i) => i + 1);
+    let answer;
+    try {
+      answer = await this.read({ order: "descending", limit: 1, partitions: partitions.join(",") });
+    } catch (error) {
+      if (this.partitions || !(error instanceof ApiError && error.status === 403)) throw error;
+      this.since = String(Math.floor(serverTime() / 1000));
+      return;
+    }
+    const ids = answer.messages.map((m) => m.message_id).sort((a, b) => (idOrder(a) < idOrder(b) ? -1 : 1));
+    const newest = ids.length ? ids[ids.length - 1] : null;
+    this.since = newest ?? "0";
+    this.skip = newest;
+  }
+
+  open() {
     if (this.source) this.source.close();
-    this.skipId = skipId;
     const url = new URL(path(this.queue, "stream"), location.origin);
     url.searchParams.set("access_token", this.token);
-    url.searchParams.set("since", since);
+    url.searchParams.set("since", this.since);
     if (this.partitions) url.searchParams.set("partitions", this.partitions.join(","));
     const source = new EventSource(url);
+    const skip = this.skip;
     this.source = source;
     source.addEventListener("open", () => {
       if (source === this.source) this.onStatus("live");
     });
     source.addEventListener("message", (event) => {
-      if (source !== this.source) return;
+      if (source !== this.source || event.lastEventId === skip) return;
       this.failures = 0;
-      if (event.lastEventId === this.skipId) return;
-      this.lastId = event.lastEventId;
+      this.since = this.skip = event.lastEventId;
       this.onMessage(JSON.parse(event.data));
     });
     source.addEventListener("error", () => {
@@ -107,19 +120,18 @@ export class Tail {
     });
   }
 
-  /** Mint a token again and open a new stream after the last id seen. */
+  /** Mint a token again and open a new stream at the resume point. */
   async renew() {
     this.failures += 1;
     if (this.failures > RETRIES) {
-      this.stop(new ApiError(0, { error_msg: { stream: "The stream was refused; is the queue still there?" } }));
+      this.stop(new ApiError(0, { error_msg: { stream: "The stream was refused again and again." } }));
       return;
     }
     this.onStatus("reconnecting");
     try {
       this.token = await this.mint();
-      // Probe first: EventSource hides why a stream was refused; a plain read shows it.
-      await this.newest();
-      this.open(this.lastId ?? "0", this.lastId);
+      await this.read({ limit: 1 }); // EventSource hides why it was refused; this shows it
+      this.open();
     } catch (error) {
       this.stop(error);
     }
