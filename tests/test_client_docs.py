@@ -78,7 +78,8 @@ def server(tmp_path: Path, serve: type[Server]) -> tuple[Server, str]:
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = 1\n\n'
         f'[storage]\nurl = "sqlite:///{tmp_path / "var" / "queuey.db"}"\n\n'
-        f'[application_keys]\nqueuey = ["{key}"]\n',
+        f'[application_keys]\nqueuey = ["{key}"]\n\n'
+        f'[auth]\ntoken_secret = "{secrets.token_urlsafe(32)}"\n',
         encoding="utf-8",
     )
     return serve(config).start(), key

@@ -1,6 +1,6 @@
-"""``stream`` and ``token`` on recorded text: the server does not serve event streams (SPEC §7)
-or mint tokens (SPEC §8) yet, so the parser reads recorded streams, and ``stream``/``token``
-talk to a stand-in that replays recorded answers (tests/test_client_support.py)."""
+"""``stream`` and ``token`` on recorded text: the parser reads recorded streams, and
+``stream``/``token`` talk to a stand-in that replays recorded answers
+(tests/test_client_support.py). ``token`` against a real server: tests/test_tokens.py."""
 
 from __future__ import annotations
 
