@@ -495,8 +495,9 @@ async function showGroup(name, group) {
 
   const refresh = () => attempt(async () => render(await call("GET", url)));
   $("#group-refresh").onclick = refresh;
+  // Refreshed in the background: an error shown for something else stays until it fails.
   const timer = setInterval(() => {
-    if (document.visibilityState === "visible") refresh();
+    if (document.visibilityState === "visible") call("GET", url).then(render, showError);
   }, GROUP_REFRESH_MS);
   leaving.push(() => clearInterval(timer));
 
