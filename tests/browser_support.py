@@ -78,8 +78,11 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
-def browser_config(path: Path, storage_url: str, port: int, origins: list[str]) -> Path:
-    """A server configuration with CORS for ``origins`` and a token secret (scoped tokens)."""
+def browser_config(
+    path: Path, storage_url: str, port: int, origins: list[str], extra: str = ""
+) -> Path:
+    """A server configuration with CORS for ``origins`` and a token secret (scoped tokens);
+    ``extra``: more TOML (``[[auth.issuers]]``)."""
     keys = "\n".join(f'{app} = ["{k[0]}"]' for app, k in KEYS.items())
     allowed = ", ".join(f'"{o}"' for o in origins)
     path.write_text(
@@ -88,7 +91,7 @@ def browser_config(path: Path, storage_url: str, port: int, origins: list[str]) 
         f"reserve_bytes = {RESERVE}\n\n"
         f"[application_keys]\n{keys}\n\n"
         f"[cors]\norigins = [{allowed}]\n\n"
-        f'[auth]\ntoken_secret = "{TOKEN_SECRET}"\n',
+        f'[auth]\ntoken_secret = "{TOKEN_SECRET}"\n{extra}',
         encoding="utf-8",
     )
     return path

@@ -28,6 +28,7 @@ from tests.browser_support import (
     screenshot,
 )
 from tests.conftest import APP1, Server
+from tests.oidc_support import AUDIENCE, Issuer, running_issuer
 
 pytestmark = pytest.mark.slow
 
@@ -372,3 +373,49 @@ def test_the_live_tail_resumes_after_a_restart_with_a_new_token_secret(
     log = queuey.log.read_text()
     assert "route=/v1/{app}/{queue}/stream status=401" in log
     assert log.count("route=/v1/{app}/{queue}/tokens status=201") == 1
+
+
+@pytest.fixture
+def issuer() -> Iterator[Issuer]:
+    yield from running_issuer()
+
+
+def test_a_person_signs_in_with_an_openid_connect_token(
+    page: Any, serve: type[Server], tmp_path: Path, issuer: Issuer
+) -> None:
+    """A person (``bid:``, SPEC §8) named by a queue's principles reads, tails and deletes."""
+    see = expect()
+    trust = (
+        f'\n[[auth.issuers]]\nissuer = "{issuer.name}"\naudience = "{AUDIENCE}"\n'
+        f'jwks_url = "{issuer.jwks_url}"\n'
+    )
+    config = browser_config(
+        tmp_path / "queuey.toml", f"sqlite:///{tmp_path / 'q.db'}", 5000, [], trust
+    )
+    queuey = serve(config).start()
+    with httpx.Client(base_url=f"{queuey.url}/v1/app1", headers=APP1, timeout=10) as api:
+        fields = {"queue_name": "inbox", "partitions": 2, "principles": "bid:alice@example.com"}
+        assert api.post("", json=fields).status_code == 201
+        post(api, "inbox", "for alice", 1)
+        with no_page_errors(page):
+            person = issuer.token("rsa1")
+            sign_in(page, queuey, secret=person, scheme="Bearer")
+            see(page.locator("#error")).to_contain_text("AccessDenied")  # not the owner
+            page.fill("#open-queue input[name=queue_name]", "inbox")
+            page.click("#open-queue button[type=submit]")
+            see(bodies(page, 1)).to_have_text(["for alice"])
+            # The person mints the tail's token: read scope on this queue, all partitions.
+            page.click("#tail-toggle")
+            see(page.locator("#tail-status")).to_have_text("live")
+            later = post(api, "inbox", "later", 2)
+            see(page.locator("#tail tbody tr")).to_have_count(1)
+            assert page.locator("#tail tbody tr").get_attribute("data-id") == later["key"]
+            # A person named by the principles may delete.
+            page.check('table.messages[data-partition="1"] input[type=checkbox]')
+            page.click("#delete-selected")
+            see(page.locator("#notice")).to_have_text("Deleted 1 message.")
+            # (Read as her: with principles, the owner itself may not read.)
+            mine = {"Authorization": f"Bearer {person}"}
+            left = api.get("/inbox", params={"partitions": "1,2"}, headers=mine).json()
+            assert [m["body"] for m in left["messages"]] == ["later"]
+    assert "route=/v1/{app}/{queue}/tokens status=201" in queuey.log.read_text()
