@@ -6,6 +6,8 @@ through HTTP run the same rules on every backend.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from queuey.storage import window as w
@@ -191,3 +193,120 @@ def test_a_scan_that_misses_a_done_message_does_not_make_it_deliverable() -> Non
     again, _ = w.claim(window, 1, KEYS[:4], r, 30, 10, None)  # and back in the next
     assert [c.key for c in again] == [KEYS[3]]
     assert window.counters.acknowledged == 1
+
+
+# -- counters: each message counted once, whatever the stores show ------------------
+
+
+@pytest.mark.parametrize("guarantee", ["at_most_once", "at_least_once", "exactly_once"])
+def test_a_key_scanned_twice_is_leased_and_counted_once(guarantee: str) -> None:
+    """A scan that shows a message twice (two hour buckets, a repeated page) leases it once."""
+    window = w.load(None)
+    twice = [KEYS[0], KEYS[0], KEYS[1], KEYS[1]]
+    leased, _ = w.claim(window, 1, twice, rules(guarantee), 0, 10, None)
+    assert [c.key for c in leased] == KEYS[:2]
+    assert window.counters.delivered == 2
+    assert window.counters.acknowledged == (2 if guarantee == "at_most_once" else 0)
+    assert len(window.records) == (0 if guarantee == "at_most_once" else 2)
+
+
+def test_a_key_behind_the_start_is_never_leased_again() -> None:
+    """A scan that shows a message behind the start (done) does not lease or count it again."""
+    r = rules("at_most_once")
+    window = w.load(None)
+    claim(window, r, now=0, limit=3)
+    assert window.start == KEYS[3] and window.counters.acknowledged == 3
+    leased, _ = w.claim(window, 1, KEYS[:5], r, 10, 10, None)  # KEYS[:3] are behind the start
+    assert [c.key for c in leased] == KEYS[3:5]
+    assert window.counters.acknowledged == 5
+
+
+class Lineage:
+    """A window row as Cassandra keeps it: versions, each written by compare-and-set on the last."""
+
+    def __init__(self) -> None:
+        self.blobs = [w.dump(w.load(None))]
+        self.leased: list[list[MessageKey]] = [[]]  # what each landed version leased
+
+    def read(self, behind: int = 0) -> tuple[int, bytes]:
+        """A replica's view: the latest version, or one ``behind`` it (a lagging replica)."""
+        version = max(0, len(self.blobs) - 1 - behind)
+        return version, self.blobs[version]
+
+    def cas(self, version: int, blob: bytes, leased: list[MessageKey]) -> bool:
+        if version != len(self.blobs) - 1:
+            return False
+        self.blobs.append(blob)
+        self.leased.append(leased)
+        return True
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_at_most_once_counts_each_landed_lease_once_under_lagging_reads_and_unknown_writes(
+    seed: int,
+) -> None:
+    """Issue 9's chaos counter, modelled on the pure rule with Cassandra's protocol around it.
+
+    Claims read a window that may lag (a replica behind), scan messages that may be
+    missing (a lagging replica, a late commit), and write by compare-and-set on the
+    version. A write's outcome may be unknown: settled by a serial read (the latest
+    version: ours or not), else retried from it; and a write reported "not applied"
+    may still land later, as Paxos completing an accepted proposal does, but only on
+    the version it was computed from. Whatever happens, no message is leased twice
+    and ``acknowledged`` (and ``delivered``) equals the messages leased by the
+    versions that landed; a claim answers only with leases that landed.
+    """
+    rng = random.Random(seed)
+    r = rules("at_most_once")
+    keys = [
+        MessageKey(2000 + i // 3, bytes([i % 3 * 0x60, 0, 0, 0, 0, 0, 0, i])) for i in range(40)
+    ]
+    visible_at = {
+        k: i // 2 + (rng.randrange(8) if rng.random() < 0.15 else 0) for i, k in enumerate(keys)
+    }
+    lineage = Lineage()
+    delayed: list[tuple[int, bytes, list[MessageKey]]] = []
+    answered: list[MessageKey] = []
+
+    def scan(window: w.Window, step: int, limit: int) -> list[MessageKey]:
+        """From the start, with gaps; now and then from before it (the rule leaves those out)."""
+        start = window.start
+        seen = [k for k in keys if visible_at[k] <= step and rng.random() > 0.2]
+        if rng.random() < 0.8:
+            seen = [k for k in seen if start is None or k >= start]
+        return seen[: w.scan_size(window, limit)]
+
+    def attempt(version: int, blob: bytes, step: int, limit: int) -> tuple[bytes, list[MessageKey]]:
+        window = w.load(blob)
+        leased, _ = w.claim(window, 1, scan(window, step, limit), r, step, limit, None)
+        return w.dump(window), [c.key for c in leased]
+
+    for step in range(60):
+        if delayed and rng.random() < 0.3:  # a proposal completed later, on its own version only
+            lineage.cas(*delayed.pop(rng.randrange(len(delayed))))
+        limit = rng.randint(1, 3)
+        version, blob = lineage.read(behind=rng.choice([0, 0, 0, 1, 2]))
+        for _ in range(32):  # windows.Windows._change
+            new, leased = attempt(version, blob, step, limit)
+            if new == blob:
+                break
+            if rng.random() < 0.25:  # outcome unknown
+                if rng.random() < 0.5:
+                    lineage.cas(version, new, leased)
+                else:
+                    delayed.append((version, new, leased))
+                latest, _ = lineage.read()
+                if lineage.leased[latest] is leased:  # the serial read shows our own writer id
+                    answered += leased
+                    break
+            elif lineage.cas(version, new, leased):
+                answered += leased
+                break
+            version, blob = lineage.read()  # SERIAL, after a lost race
+    for late in delayed:
+        lineage.cas(*late)
+    landed = [k for leased in lineage.leased for k in leased]
+    assert len(landed) == len(set(landed)), "a message leased twice"
+    final = w.load(lineage.read()[1])
+    assert final.counters.acknowledged == final.counters.delivered == len(landed)
+    assert set(answered) <= set(landed) and len(answered) == len(set(answered))

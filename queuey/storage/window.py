@@ -171,9 +171,15 @@ def claim(
     keys of expired ones still stored in that range (counted once, then done).
     Returns what was leased and the keys that reached ``max_deliveries`` (to
     dead-letter or drop: the caller decides which, and counts it with :func:`dead`).
+
+    Each message is leased and counted at most once: a key scanned twice is one
+    key, and a key behind ``start`` (done: its record is gone) is left out —
+    else ``start`` would move back to it and it would be leased and counted again.
     """
-    _forget_vanished(window, sorted([*scanned, *expired]))
     start = window.start
+    scanned = sorted({k for k in scanned if start is None or k >= start})
+    expired = sorted(set(expired))
+    _forget_vanished(window, sorted([*scanned, *expired]))
     for key in expired:
         if start is not None and key < start:
             continue  # behind the start: done already
