@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -419,3 +420,27 @@ def test_a_person_signs_in_with_an_openid_connect_token(
             left = api.get("/inbox", params={"partitions": "1,2"}, headers=mine).json()
             assert [m["body"] for m in left["messages"]] == ["later"]
     assert "route=/v1/{app}/{queue}/tokens status=201" in queuey.log.read_text()
+
+
+def test_names_and_bodies_are_shown_as_text(
+    page: Any,
+    queuey: Server,
+    api: httpx.Client,
+) -> None:
+    """A queue name of SPEC §1's other characters, and a body of HTML, never run as code."""
+    see = expect()
+    name = "user:42+x@y=z~"
+    assert api.post("", json={"queue_name": name}).status_code == 201
+    html = '<b>bold</b><img src="x" onerror="window.ran = 1">'
+    with no_page_errors(page):
+        sign_in(page, queuey)
+        page.click(f"#queues td a >> text={name}")
+        see(page.locator("#queue-title")).to_have_text(name)
+        page.fill("#post textarea[name=body]", html)
+        page.fill("#post input[name=content_type]", "text/html")
+        page.click("#post button[type=submit]")
+        see(bodies(page, 1)).to_have_text([html])
+        assert page.locator("table.messages img").count() == 0
+        assert page.evaluate("window.ran") is None
+        (stored,) = api.get(f"/{quote(name, safe='')}").json()["messages"]
+        assert (stored["body"], stored["content_type"]) == (html, "text/html")

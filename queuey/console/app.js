@@ -250,7 +250,8 @@ async function showQueue(name) {
   await attempt(describe);
 
   const form = $("#read");
-  const limit = () => Math.max(1, Math.min(1000, Number(form.elements.limit.value) || 20));
+  // One more than a page is read where a page continues from a message (`skip`): 999 at most.
+  const limit = () => Math.max(1, Math.min(999, Number(form.elements.limit.value) || 20));
   const partitions = () => parsePartitions(form.elements.partitions.value, count);
   let page = new Map(); // partition -> {messages (oldest first), cursor that read them}
 
