@@ -23,7 +23,7 @@ from queuey.api.app import create_app
 from queuey.client import Client
 from queuey.config import Settings
 from tests.api_support import JSON_TYPE, error, ok, post
-from tests.conftest import APP1, APP2, Server, auth, make_queue, write_config
+from tests.conftest import ALLOWED_ORIGIN, APP1, APP2, Server, auth, make_queue, write_config
 from tests.oidc_support import Issuer, bearer, running_issuer
 from tests.test_api_groups import act, create_group, url
 
@@ -531,3 +531,18 @@ def test_the_python_clients_token_against_a_real_server(
     with Client(server.url, app="app1", token=consume.token) as consumer:
         found = consumer.queue("orders").read(partitions=[1, 2])
         assert sorted(m.body for m in found) == ["first", "second"]
+
+
+async def test_a_page_of_another_origin_reads_why_its_token_was_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """CORS exposes WWW-Authenticate: a script sees that its token expired, and mints anew."""
+    queue = await make_queue(client)
+    headers = {"Origin": ALLOWED_ORIGIN, "Authorization": "Bearer expired.or.forged"}
+    response = await client.get(f"/v1/app1/{queue}", headers=headers)
+    invalid(response)
+    assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert "www-authenticate" in exposed

@@ -14,8 +14,9 @@ from queuey.api.http import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = b"GET, HEAD, POST, PUT, DELETE"
 ALLOW_HEADERS = b"Authorization, Content-Type, X-TTL, X-Partition, X-Idempotency-Key, Last-Event-ID"
-#: Response headers a page's script may read (besides the CORS-safelisted ones).
-EXPOSE_HEADERS = b"X-Request-ID, Retry-After"
+#: Response headers a page's script may read (besides the CORS-safelisted ones);
+#: WWW-Authenticate tells a page its bearer token was refused (SPEC §8).
+EXPOSE_HEADERS = b"X-Request-ID, Retry-After, WWW-Authenticate"
 PREFLIGHT_BODY = b'{"status":"ok"}'
 
 
