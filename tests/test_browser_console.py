@@ -82,6 +82,7 @@ def test_sign_in_create_post_live_tail_rewind_and_delete(
     with no_page_errors(page):
         page.goto(f"{queuey.url}/console/")
         see(page.locator("#signin")).to_be_visible()
+        see(page.locator("#sign-out")).to_be_hidden()
         screenshot(page, "sign-in")
 
         # A key the server does not know: its error, as it said it, and still signed out.
@@ -204,6 +205,11 @@ def test_queue_list_pages_with_next(
         see(page.locator("#queues-next")).to_be_disabled()
         page.click("#queues-first")
         see(links).to_have_text(names[:20])
+        # Signing out forgets the key.
+        page.click("#sign-out")
+        see(page.locator("#signin")).to_be_visible()
+        see(page.locator("#sign-out")).to_be_hidden()
+        assert page.evaluate("sessionStorage.length") == 0
 
 
 def test_errors_show_the_servers_messages(

@@ -75,10 +75,12 @@ function showError(error) {
 }
 
 let noticeTimer = null;
+let noticeAt = 0;
 function notice(text) {
   const box = document.getElementById("notice");
   box.textContent = text;
   box.hidden = false;
+  noticeAt = Date.now();
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => (box.hidden = true), 6000);
 }
@@ -132,6 +134,8 @@ function route() {
   for (const stop of leaving) stop();
   leaving = [];
   showError(null);
+  // A notice stays across the move its own action made ("Queue x is ready."), not others.
+  if (Date.now() - noticeAt > 1000) document.getElementById("notice").hidden = true;
   const s = session();
   document.getElementById("who").textContent = s
     ? `${s.app} · ${s.scheme === "Application" ? "application key" : "bearer token"}`
