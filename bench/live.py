@@ -4,6 +4,8 @@ One ``queuey serve`` (one worker, SQLite in a temporary folder) pinned to core
 0 with ``taskset``; this process, the load, pinned to core 1. Raw sockets on
 asyncio, so the client costs little per connection.
 
+Each part runs on a fresh server.
+
 1. ``--held`` (5,000) range reads with ``wait=60`` on one queue, all held: the
    server's RSS before and with them, and its CPU while they are idle
    (``--idle`` seconds); then one post answers them all (how long until the
@@ -127,25 +129,31 @@ async def streams(
     cpu = await asyncio.to_thread(cpu_while_idle, server, idle)
     latencies: list[float] = []
 
+    sent = re.compile(rb'"body":"sent ([0-9.]+)"')
+
     async def follow(reader: asyncio.StreamReader) -> None:
-        seen = 0
+        seen, tail = 0, b""
         while seen < posts:
-            line = await reader.readline()
-            if not line:
+            chunk = await reader.read(65536)  # whole chunks: the client must not be the bottleneck
+            if not chunk:
                 return
+            now = time.time()
             # Chunked framing aside, an event's data line carries the send time as its body.
-            found = re.search(rb'"body":"sent ([0-9.]+)"', line)
-            if found:
-                latencies.append(time.time() - float(found[1]))
+            text = tail + chunk
+            for found in sent.finditer(text):
+                latencies.append(now - float(found[1]))
                 seen += 1
+            tail = text[text.rfind(b"\n\n") + 2 :]  # an event cut short: its start
 
     following = [asyncio.ensure_future(follow(r)) for r, _ in conns]
+    meter = CpuMeter(server.pids())
     async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as poster:
         for _ in range(posts):
             body = f"sent {time.time():.6f}".encode()
             (await poster.post(f"/v1/{APP}/live", content=body)).raise_for_status()
             await asyncio.sleep(1 / rate)
     await asyncio.wait(following, timeout=30)
+    share = meter.stop()
     for task in following:
         task.cancel()
     for _, writer in conns:
@@ -156,6 +164,8 @@ async def streams(
         "rss_streams_mb": with_them,
         "kb_per_stream": (with_them - before) * 1000 / count,
         "idle_cpu_cores": cpu,
+        "busy_server_cores": share.server,
+        "busy_other_cores": share.other,
         "events": len(ordered),
         "events_expected": count * posts,
         "latency_p50_ms": statistics.median(ordered) * 1000 if ordered else float("nan"),
@@ -183,12 +193,14 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="queuey-live-") as work,
         Fleet(Path(work), "0") as fleet,
     ):
-        server = fleet.queuey("live", f"sqlite:///{work}/live.db", APP, KEY)
+        server = fleet.queuey("held", f"sqlite:///{work}/held.db", APP, KEY)
         print(f"server: {server.shell}")
         held = asyncio.run(held_reads(server, args.held, args.idle))
         print(f"\n## {args.held} idle held reads (wait=60), one process")
         for name, value in held.items():
             print(f"{name}: {value:.3f}")
+        fleet.stop_all()  # a fresh server: memory the held reads freed would hide the streams'
+        server = fleet.queuey("streams", f"sqlite:///{work}/streams.db", APP, KEY)
         live = asyncio.run(streams(server, args.streams, args.idle, args.posts, args.rate))
         print(f"\n## {args.streams} open streams, {args.posts} posts at {args.rate}/s")
         for name, value in live.items():

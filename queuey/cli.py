@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 #: granian's default; the kernel caps it at net.core.somaxconn.
 BACKLOG = 1024
+#: Requests one worker answers at once. granian's default (backlog / workers, 1024) would
+#: refuse connections beyond a thousand held reads and event streams, which cost no thread
+#: each (SPEC §7: thousands of open streams); the open-files limit (ulimit -n) still bounds them.
+BACKPRESSURE = 65536
 
 STARTER = """\
 # Queuey configuration (written by `queuey init`). See docs/configuration.md.
@@ -177,6 +181,7 @@ def serve(args: argparse.Namespace) -> int:
             interface=Interfaces.ASGI,
             workers=settings.workers,
             backlog=BACKLOG,
+            backpressure=BACKPRESSURE,
             log_access=False,  # Queuey writes its own access log ([server] access_log)
             # A request whose headers stop arriving is dropped by granian (hyper) itself;
             # a stalled body is the app's to answer (408, api/http.py).

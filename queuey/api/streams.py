@@ -25,7 +25,7 @@ from queuey.api.routes import V1
 from queuey.api.routing import Route, route
 from queuey.core.access import expires_at, may_read, partitions_asked, token_partitions
 from queuey.core.messages import message_info
-from queuey.core.streams import Stream
+from queuey.core.streams import Message, Stream
 from queuey.core.waiters import Waiters
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ _encode = msgspec.json.Encoder().encode
 RETRY = b"retry: 1000\n\n"
 HEARTBEAT = b": heartbeat\n\n"
 HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+#: Events remembered once encoded (streams at the same place send the same bytes).
+ENCODED = 10_000
 
 
 def event(message: dict[str, object]) -> bytes:
@@ -55,6 +57,17 @@ class StreamRoutes:
         self.heartbeat = heartbeat
         self.max_seconds = max_seconds
         self.max_pending = max_pending
+        self._encoded: dict[tuple[str, int, object], bytes] = {}
+
+    def _event(self, handle: str, message: Message) -> bytes:
+        """The event of a message, encoded once for every stream that sends it."""
+        key = (handle, message.partition, message.key)
+        found = self._encoded.get(key)
+        if found is None:
+            if len(self._encoded) >= ENCODED:
+                self._encoded.clear()
+            found = self._encoded[key] = event(message_info(message))
+        return found
 
     async def stream(self, request: Request) -> Response:
         principals, queue = await self.v1.queue(request)
@@ -92,7 +105,8 @@ class StreamRoutes:
                     log.warning("event stream ended: %s", exc)
                     return
                 if messages:
-                    out.write(b"".join(event(message_info(m)) for m in messages))
+                    handle = stream.queue.handle
+                    out.write(b"".join(self._event(handle, m) for m in messages))
                     self.v1.count("read", app, len(messages))
                     silent_since = loop.time()
                     if stream.more:

@@ -26,6 +26,8 @@ from queuey.core.waiters import Watch
 from queuey.storage.base import Message, Queue, Storage
 from queuey.storage.keys import MessageKey
 
+__all__ = ["AFTER_ALL", "BATCH", "LAST_EVENT_ID", "Message", "Position", "Stream"]
+
 #: Messages read per partition and look (at most SQLite's small read, done on the loop).
 BATCH = 100
 #: A position after every partition's message of its id (a resumed stream, the end).
