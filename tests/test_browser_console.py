@@ -450,3 +450,37 @@ def test_names_and_bodies_are_shown_as_text(
         assert page.evaluate("window.ran") is None
         (stored,) = api.get(f"/{quote(name, safe='')}").json()["messages"]
         assert (stored["body"], stored["content_type"]) == (html, "text/html")
+
+
+def test_pages_older_and_newer_partition_by_partition(
+    page: Any,
+    queuey: Server,
+    api: httpx.Client,
+) -> None:
+    """Two a page: each partition pages on from its own last message; an emptied one waits."""
+    see = expect()
+    assert api.post("", json={"queue_name": "log", "partitions": 2}).status_code == 201
+    post(api, "log", "m1", 1)
+    post(api, "log", "n1", 2)
+    for body in ("m2", "m3", "m4", "m5"):
+        post(api, "log", body, 1)
+    pages = [
+        ("#oldest", ["m1", "m2"], ["n1"]),
+        ("#newer", ["m3", "m4"], []),
+        ("#newer", ["m5"], []),
+        ("#newer", [], []),
+        ("#older", ["m4", "m5"], ["n1"]),
+        ("#older", ["m2", "m3"], []),
+        ("#older", ["m1"], []),
+        ("#newest", ["m4", "m5"], ["n1"]),
+    ]
+    with no_page_errors(page):
+        sign_in(page, queuey)
+        see(page.locator("#queues")).to_be_visible()
+        page.goto(f"{queuey.url}/console#/q/log")
+        see(page.locator("#queue-title")).to_have_text("log")
+        page.fill("#read input[name=limit]", "2")
+        for button, first, second in pages:
+            page.click(button)
+            see(bodies(page, 1)).to_have_text(first)
+            see(bodies(page, 2)).to_have_text(second)

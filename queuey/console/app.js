@@ -297,11 +297,16 @@ async function showQueue(name) {
       const id = messages[side === "older" ? 0 : messages.length - 1].message_id;
       return { since: id, skip: id };
     }
-    // Empty here: read from where this partition was read, or from where the page's
-    // other partitions end when it was read from the newest or the oldest end.
+    // Empty here: read again from where this partition was read. The message skipped there
+    // stays skipped going on in the same direction, and is read going back the other way.
+    if (cursor.since) {
+      const same = (side === "older") === (cursor.order === "descending");
+      return { since: cursor.since, skip: same ? (cursor.skip ?? null) : null };
+    }
+    // Read from an end: from where the page's other partitions end.
     const all = [...page.values()].flatMap((e) => e.messages.map((m) => m.message_id));
     all.sort((a, b) => (idOrder(a) < idOrder(b) ? -1 : 1));
-    const bound = cursor.since ?? (cursor.order === "descending" ? all[all.length - 1] : all[0]);
+    const bound = cursor.order === "descending" ? all[all.length - 1] : all[0];
     return { since: bound ?? null, skip: null };
   }
 
