@@ -210,3 +210,30 @@ async def test_a_public_queue_streams_to_anyone_and_is_counted(
     metrics = (await streaming.get("/__metrics__")).text
     assert 'route="/v1/{app}/{queue}/stream",status="200"' in metrics
     assert "queuey_open_streams" in metrics
+
+
+async def test_a_scoped_token_streams_its_partitions_until_it_expires(settings: Settings) -> None:
+    """``access_token=`` as an EventSource sends it; no ``partitions``: the token's; the stream
+    ends when the token does (here 1 s, before stream_max_seconds)."""
+    tuned = dataclasses.replace(
+        settings, token_secret=("stream secret",), stream_max_seconds=30.0, stream_heartbeat=0
+    )
+    app = create_app(tuned)
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
+            name = await make_queue(c, partitions=3)
+            minted = await c.post(
+                f"/v1/app1/{name}/tokens", json={"ttl": 2, "partitions": [2, 3]}, headers=APP1
+            )
+            token = minted.json()["token"]
+            first = await post(c, name, "one", 1)
+            await post(c, name, "two", 2)
+            await post(c, name, "three", 3)
+            url = f"/v1/app1/{name}/stream"
+            denied = await c.get(url, params={"access_token": token, "partitions": "1"})
+            assert "AccessDenied" in error(denied, 403)
+            started = time.monotonic()
+            response = await c.get(url, params={"access_token": token, "since": first})
+            assert time.monotonic() - started < 10
+            assert bodies(events(response)) == ["two", "three"]
