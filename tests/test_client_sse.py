@@ -1,6 +1,7 @@
 """``stream`` and ``token`` on recorded text: the parser reads recorded streams, and
 ``stream``/``token`` talk to a stand-in that replays recorded answers
-(tests/test_client_support.py). ``token`` against a real server: tests/test_tokens.py."""
+(tests/test_client_support.py). ``token`` against a real server: tests/test_tokens.py;
+``stream``: tests/test_live_processes.py."""
 
 from __future__ import annotations
 
