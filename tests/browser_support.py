@@ -53,7 +53,10 @@ def chromium() -> str:
 def browser() -> Iterator[Any]:
     """One Chromium per test module (headless), closed at its end."""
     executable = chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Assertions retry up to 15 s (not 5): a loaded CI machine is slower, never wrong.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
