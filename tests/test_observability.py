@@ -168,7 +168,7 @@ async def test_one_text_line_per_request(
     lines = log_lines(captured.err)
     assert [(x["request_id"], x["method"], x["route"], x["status"], x["app"]) for x in lines] == [
         ("r1", "POST", "/v1/{app}/{queue}", "201", "app1"),
-        ("r2", "GET", "/v1/{app}/{queue}", "403", "-"),
+        ("r2", "GET", "/v1/{app}/{queue}", "401", "-"),  # not a token (SPEC §8)
         ("r3", "GET", "-", "404", "-"),
         ("r4", "GET", "/v1/{app}", "401", "-"),
         ("r5", "OPTIONS", "/v1/{app}", "200", "-"),
@@ -428,7 +428,8 @@ def test_access_log_of_a_real_server(
             f"{url}/no/such/path?access_token=SECRET-TOKEN", headers={"X-Request-ID": "none"}
         ),
     }
-    assert [r.status_code for r in sent.values()] == [200, 201, 403, 401, 404]
+    # access_token=SECRET-TOKEN is no token: 401 InvalidToken (SPEC §8).
+    assert [r.status_code for r in sent.values()] == [200, 201, 401, 401, 404]
     generated = httpx.get(f"{url}/v1/app1", headers=APP1).headers["x-request-id"]
     send_partial_body(server.port)
     time.sleep(0.3)
@@ -447,7 +448,7 @@ def test_access_log_of_a_real_server(
     assert [(by_id[k]["route"], by_id[k]["status"], by_id[k]["app"]) for k in sent] == [
         ("/v1/{app}", "200", "app1"),
         ("/v1/{app}", "201", "app1"),
-        ("/v1/{app}/{queue}", "403", "-"),
+        ("/v1/{app}/{queue}", "401", "-"),
         ("/v1/{app}", "401", "-"),
         ("-", "404", "-"),
     ]
