@@ -9,7 +9,9 @@ Nothing may fail.
 The document is fuzzed exactly as served: where it and the server disagreed
 (an empty query, form or JSON value, which means "not given"; the headers of
 one message beside a JSON batch, which ignores them; a message body of any
-media type) the served document was fixed, not the copy fuzzed.
+media type) the served document was fixed, not the copy fuzzed. The stateful
+phase starts where a tester would: a queue's creation links to its messages
+and groups, and a group's answers to its claims and settlements.
 
 Left out:
 

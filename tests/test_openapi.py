@@ -467,7 +467,25 @@ async def test_following_the_links_chains_the_group_operations(client: httpx.Asy
     await step(updated, "delete")
     assert (await client.put(group, json={}, headers=APP1)).status_code == 201
     await step(created, "delete")
-    assert followed == {(s, status, n) for s, status, n, _ in every_link()}
+    groups = {(s, status, n) for s, status, n, _ in every_link() if s != "createQueue"}
+    assert followed == groups
+
+
+async def test_following_the_links_of_a_new_queue(client: httpx.AsyncClient) -> None:
+    """From a queue's creation (201, and 200 when it existed) to its messages and groups."""
+    followed = set()
+    for status in (201, 200):  # each round ends by following "delete"
+        made = await client.post("/v1/app1", json={"queue_name": "linked"}, headers=APP1)
+        if status == 200:
+            made = await client.post("/v1/app1", json={"queue_name": "linked"}, headers=APP1)
+        assert made.status_code == status, made.text
+        names = link_names(made)
+        for name in [*(n for n in names if n != "delete"), "delete"]:  # delete last
+            found = await follow(client, made, name)
+            assert found.status_code in (200, 201), (name, found.text)
+            check(found)
+            followed.add(("createQueue", str(status), name))
+    assert followed == {(s, st, n) for s, st, n, _ in every_link() if s == "createQueue"}
 
 
 async def test_a_failing_store_answers_the_documented_503(settings: Settings) -> None:
