@@ -16,19 +16,22 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.conftest import KEYS, RESERVE, ROOT, Server, free_port
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
+
 CHROMIUM = os.environ.get("QUEUEY_CHROMIUM", "/usr/bin/chromium")
 #: Where the test run writes the console's screenshots (referenced from docs/browsers.md).
 SCREENSHOTS = ROOT / "docs" / "console"
 TOKEN_SECRET = "browser-tests-token-secret-0123456789abcdef"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def unavailable(reason: str) -> None:
@@ -50,7 +53,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     """One Chromium per test module (headless), closed at its end."""
     executable = chromium()
     from playwright.sync_api import expect, sync_playwright
@@ -71,7 +74,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Browser) -> Iterator[Page]:
     """A fresh page (its own session storage) at desktop size, times shown in UTC."""
     context = browser.new_context(viewport=DESKTOP, timezone_id="UTC", locale="en-GB")
     context.set_default_timeout(15_000)
@@ -157,7 +160,7 @@ def mint(server: Server, app_key: str, app: str, queue: str, **fields: Any) -> s
     return token
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Page, name: str) -> Path:
     """Save the page as docs/console/NAME.png (the documentation shows these)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOTS / f"{name}.png"
@@ -166,11 +169,11 @@ def screenshot(page: Any, name: str) -> Path:
 
 
 @contextlib.contextmanager
-def no_page_errors(page: Any) -> Iterator[list[str]]:
+def no_page_errors(page: Page) -> Iterator[list[str]]:
     """Collect the page's uncaught errors and console errors; fail if there were any."""
     errors: list[str] = []
 
-    def on_console(message: Any) -> None:
+    def on_console(message: ConsoleMessage) -> None:
         # An answer of 4xx is logged as "Failed to load resource" (the tests make some);
         # script errors and refused policies (CSP) are not.
         if message.type == "error" and not message.text.startswith("Failed to load resource"):

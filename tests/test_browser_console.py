@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +30,9 @@ from tests.browser_support import (
 )
 from tests.conftest import APP1, Server
 from tests.oidc_support import AUDIENCE, Issuer, running_issuer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +57,7 @@ def expect() -> Any:
     return playwright_expect
 
 
-def sign_in(tab: Any, queuey: Server, secret: str = "key1", scheme: str = "Application") -> None:
+def sign_in(tab: Page, queuey: Server, secret: str = "key1", scheme: str = "Application") -> None:
     tab.goto(f"{queuey.url}/console")
     tab.fill("#signin input[name=app]", "app1")
     tab.select_option("#signin select[name=scheme]", scheme)
@@ -69,12 +72,12 @@ def post(api: httpx.Client, queue: str, body: str, partition: int) -> dict[str, 
     return message
 
 
-def bodies(tab: Any, partition: int) -> Any:
+def bodies(tab: Page, partition: int) -> Any:
     return tab.locator(f'table.messages[data-partition="{partition}"] td.body')
 
 
 def test_sign_in_create_post_live_tail_rewind_and_delete(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -183,7 +186,7 @@ def test_sign_in_create_post_live_tail_rewind_and_delete(
 
 
 def test_queue_list_pages_with_next(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -213,7 +216,7 @@ def test_queue_list_pages_with_next(
 
 
 def test_errors_show_the_servers_messages(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -242,7 +245,7 @@ def test_errors_show_the_servers_messages(
 
 
 def test_a_scoped_token_opens_one_queue_and_tails_it(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -276,7 +279,7 @@ def test_a_scoped_token_opens_one_queue_and_tails_it(
 
 
 def test_consumer_group_state_and_seek(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -340,7 +343,7 @@ def test_consumer_group_state_and_seek(
 
 
 def test_the_live_tail_resumes_after_a_restart_with_a_new_token_secret(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
     serve: type[Server],
@@ -388,7 +391,7 @@ def issuer() -> Iterator[Issuer]:
 
 
 def test_a_person_signs_in_with_an_openid_connect_token(
-    page: Any, serve: type[Server], tmp_path: Path, issuer: Issuer
+    page: Page, serve: type[Server], tmp_path: Path, issuer: Issuer
 ) -> None:
     """A person (``bid:``, SPEC §8) named by a queue's principles reads, tails and deletes."""
     see = expect()
@@ -429,7 +432,7 @@ def test_a_person_signs_in_with_an_openid_connect_token(
 
 
 def test_names_and_bodies_are_shown_as_text(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:
@@ -453,7 +456,7 @@ def test_names_and_bodies_are_shown_as_text(
 
 
 def test_pages_older_and_newer_partition_by_partition(
-    page: Any,
+    page: Page,
     queuey: Server,
     api: httpx.Client,
 ) -> None:

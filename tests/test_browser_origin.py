@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -32,6 +32,9 @@ from tests.browser_support import (
     restart,
 )
 from tests.conftest import APP1, ROOT, Server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.slow
 
@@ -87,26 +90,26 @@ def post(server: Server, queue: str, body: str) -> str:
     return key
 
 
-def received(tab: Any) -> list[str]:
+def received(tab: Page) -> list[str]:
     ids: list[str] = tab.evaluate("window.received")
     return ids
 
 
-def opened(tab: Any, times: int) -> Callable[[], bool]:
+def opened(tab: Page, times: int) -> Callable[[], bool]:
     return lambda: bool(tab.evaluate("window.opened") >= times)
 
 
-def arrived(tab: Any, count: int) -> Callable[[], bool]:
+def arrived(tab: Page, count: int) -> Callable[[], bool]:
     return lambda: len(received(tab)) >= count
 
 
-def failed(tab: Any) -> Callable[[], bool]:
+def failed(tab: Page) -> Callable[[], bool]:
     """The stream broke (the browser then retries by itself)."""
     return lambda: bool(tab.evaluate("window.errors") >= 1)
 
 
 def test_event_source_on_another_origin_resumes_after_a_restart_without_gap_or_repeat(
-    page: Any,
+    page: Page,
     queuey: Server,
     origin: Origin,
     serve: type[Server],
@@ -159,7 +162,7 @@ def test_event_source_on_another_origin_resumes_after_a_restart_without_gap_or_r
 
 
 def test_fetch_on_another_origin_reads_with_a_scoped_token(
-    page: Any,
+    page: Page,
     queuey: Server,
     origin: Origin,
 ) -> None:
@@ -185,7 +188,7 @@ def test_fetch_on_another_origin_reads_with_a_scoped_token(
 
 
 def test_an_origin_that_is_not_allowed_gets_nothing(
-    page: Any,
+    page: Page,
     queuey: Server,
 ) -> None:
     create(queuey, "news", type="public")
