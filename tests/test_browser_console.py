@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.browser_support import (
+    DESKTOP,
     PHONE,
     TOKEN_SECRET,
     browser_config,
@@ -309,6 +310,10 @@ def test_consumer_group_state_and_seek(
         see(second.locator("td.pending")).to_have_text("1")
         see(page.locator('dd[data-counter="delivered"]')).to_have_text("1")
         screenshot(page, "group")
+        page.set_viewport_size(PHONE)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        screenshot(page, "group-phone")
+        page.set_viewport_size(DESKTOP)
 
         # Seek partition 1 to its end: nothing pending there, the lease gone; 2 untouched.
         page.select_option("#seek select[name=to]", "latest")
