@@ -27,8 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from queuey.api.app import create_app
 from queuey.config import ConfigError, Settings, load
 from queuey.core import oidc
+from queuey.core.auth import Person
+from queuey.core.bearer import BearerTokens
 from queuey.core.errors import InvalidToken
 from queuey.core.oidc import People
+from queuey.core.tokens import ScopedTokens
 from tests.api_support import error, ok, post
 from tests.conftest import APP1, free_port, make_queue
 from tests.oidc_support import AUDIENCE, EMAIL, Issuer, bearer, ec_key, running_issuer
@@ -489,6 +492,33 @@ async def test_an_issuer_that_fails_is_asked_again_after_a_minute(issuer: Issuer
     clock.now += 3600
     with pytest.raises(InvalidToken, match="answered 502"):
         await people.person(issuer.token("ec1"))
+
+
+async def test_a_remembered_person_is_checked_again_when_the_keys_change(issuer: Issuer) -> None:
+    """Verified tokens are remembered (bearer.py), but never beyond the keys they were
+    verified with: a key no longer published at the next fetch is not trusted from memory."""
+    clock = Clock()
+    bearer_tokens = BearerTokens(ScopedTokens(()), People([issuer.settings()], clock=clock))
+    token = issuer.token("rsa1")
+    first = await bearer_tokens.principal(token)
+    again = await bearer_tokens.principal(token)
+    assert first == again == Person("bid:alice@example.com", first.expires)
+    assert issuer.fetches == 1
+    issuer.unpublish("rsa1")
+    clock.now += 3600  # the hourly fetch
+    with pytest.raises(InvalidToken, match="kid 'rsa1'"):
+        await bearer_tokens.principal(token)
+    assert issuer.fetches == 2
+    # And an unknown kid's fetch, once a minute, also makes remembered tokens checked again.
+    other = issuer.token("ec1")
+    await bearer_tokens.principal(other)
+    issuer.unpublish("ec1")
+    issuer.add("rsa2")
+    clock.now += 60
+    await bearer_tokens.principal(issuer.token("rsa2"))
+    assert issuer.fetches == 3
+    with pytest.raises(InvalidToken, match="kid 'ec1'"):
+        await bearer_tokens.principal(other)
 
 
 async def test_concurrent_tokens_share_one_fetch(issuer: Issuer) -> None:

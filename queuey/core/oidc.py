@@ -70,6 +70,8 @@ class IssuerKeys:
         self._fetched: float | None = None  # when the keys were last fetched
         self._attempted: float | None = None  # when a fetch was last tried
         self._failure: str | None = None  # why the last try failed
+        #: Moves at every successful fetch: what was verified with older keys is checked again.
+        self.generation = 0
         self._lock = asyncio.Lock()
         #: How many fetches were made (successful or not): the tests count them.
         self.fetches = 0
@@ -90,6 +92,10 @@ class IssuerKeys:
                 raise KeysUnavailable(self._failure or "its keys could not be fetched")
             found = self._matching(kid)
         return found
+
+    def trusts(self, generation: int) -> bool:
+        """Whether the keys of fetch ``generation`` are still trusted: none newer, none stale."""
+        return generation == self.generation and not self._stale()
 
     def _stale(self) -> bool:
         return self._fetched is None or self._clock() - self._fetched >= self._refresh
@@ -112,6 +118,7 @@ class IssuerKeys:
                 return
             self._fetched = now
             self._failure = None
+            self.generation += 1
 
     async def _read(self) -> bytes:
         url, file = self.settings.jwks_url, self.settings.jwks_file
@@ -186,6 +193,12 @@ class People:
 
     async def person(self, token: str) -> Person:
         """The person ``token`` proves; :class:`InvalidToken` saying why it cannot be accepted."""
+        person, _ = await self.verified(token)
+        return person
+
+    async def verified(self, token: str) -> tuple[Person, Callable[[], bool]]:
+        """:meth:`person`, and a test that stays true while that answer still holds: until
+        the token expires (with the leeway) or the issuer's keys are fetched again."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -213,8 +226,14 @@ class People:
         if not usable:
             which = f"with kid {kid[:100]!r}" if kid is not None else "at all"
             raise InvalidToken(f"Issuer {iss} publishes no key {which} that verifies {alg}.")
+        generation = keys.generation
         claims = self._verified(token, usable, alg, settings)
-        return Person(f"bid:{_email(claims)}", float(claims["exp"]))
+        person = Person(f"bid:{_email(claims)}", float(claims["exp"]))
+
+        def holds() -> bool:
+            return time.time() < person.expires + LEEWAY and keys.trusts(generation)
+
+        return person, holds
 
     @staticmethod
     def _verified(
