@@ -44,6 +44,19 @@ class GroupState:
 
 
 @dataclass(frozen=True)
+class PeerRow:
+    """One figure of the peer table (``BENCH_PEERS=1``): a system's request and durability."""
+
+    system: str
+    request: str
+    durability: str
+    figure: Row
+    versus: float | None
+    """Queuey's figure for the closest request divided by this one (messages/s, this run);
+    None for Queuey's own rows."""
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     goal: str
@@ -68,6 +81,9 @@ class Report:
     group_rows: list[Row] = field(default_factory=list)
     group_states: list[GroupState] = field(default_factory=list)
     profiles: dict[str, tuple[str, Profile]] = field(default_factory=dict)
+    peer_rows: list[PeerRow] = field(default_factory=list)
+    peer_intro: str = ""
+    peer_remarks: list[str] = field(default_factory=list)
     waited: float = 0.0
     load_before: float = 0.0
     load_after: float = 0.0
@@ -105,6 +121,12 @@ class Report:
         """The consumer-group figures (runs in messages/s) and what the groups hold."""
         self.group_rows += rows
         self.group_states += states
+
+    def peers(self, rows: list[PeerRow], intro: str, remarks: list[str]) -> None:
+        """The peer table, how it was measured, and what to say under it."""
+        self.peer_rows += rows
+        self.peer_intro = intro
+        self.peer_remarks += remarks
 
     def target(
         self, name: str, goal: str, figure: str, met: bool, scenario: str | None, bound: str
@@ -173,6 +195,8 @@ class Report:
             out += ["", f"## {title}", "", *_figures(rows, "requests/s")]
         if self.group_rows or self.group_states:
             out += self._groups()
+        if self.peer_rows:
+            out += ["", *self.peer_table()]
         out += [
             "",
             "`server cores`: CPU the server's processes used (1.00 = its core saturated);"
@@ -207,6 +231,31 @@ class Report:
             "",
         ]
         return "\n".join(out)
+
+    def peer_table(self) -> list[str]:
+        """The peers section: Queuey beside other systems, measured in the same rounds."""
+        out = [
+            "## Peers",
+            "",
+            self.peer_intro,
+            "",
+            "| system | request | durability | requests/s | messages/s | Queuey ÷ it | p50 ms"
+            " | p99 ms | server cores | other cores | errors | runs (requests/s) |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for p in self.peer_rows:
+            r = p.figure
+            messages = f"{r.messages:,.0f}" if r.messages is not None else ""
+            versus = f"{p.versus:.2f}" if p.versus is not None else ""
+            runs = ", ".join(f"{v:,.0f}" for v in r.runs)
+            out.append(
+                f"| {p.system} | {p.request} | {p.durability} | {r.rps:,.0f} | {messages}"
+                f" | {versus} | {r.p50:.2f} | {r.p99:.2f} | {r.server_cores:.2f}"
+                f" | {r.other_cores:.2f} | {r.errors} | {runs} |"
+            )
+        if self.peer_remarks:
+            out += ["", *[f"- {remark}" for remark in self.peer_remarks]]
+        return out
 
     def _groups(self) -> list[str]:
         out = [

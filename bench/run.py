@@ -25,6 +25,12 @@ Settings (environment variables):
 - ``BENCH_CASSANDRA`` (1): also measure one local Cassandra node against
   SQLite and fill it with as many queues as the largest SQLite store (needs
   java and mvn; see scripts/cassandra_runner); ``0`` skips it, saving minutes.
+- ``BENCH_PEERS`` (0): ``1`` also measures peers beside Queuey's POST (weak,
+  strong) and GET limit 10, in the same interleaved rounds: ElasticMQ (Maven
+  Central, java and mvn), Centrifugo and NATS JetStream (Go module proxy, go),
+  each at a pinned version, built into var/peers/ before measuring begins
+  (minutes, the first time); see bench/peers/. ``python -m bench.peers
+  --quick`` measures them alone.
 - ``BENCH_OUTPUT`` (``BENCHMARKS.md``): where the report goes.
 
 Run as ``python -m bench.run`` or ``python bench/run.py`` from the repository.
@@ -45,6 +51,7 @@ if __package__ in (None, ""):  # run as `python bench/run.py`
 from bench import fill, machine, on_cassandra, profiling, wrk
 from bench.groups import GroupBench
 from bench.harness import APP, KEY, ROOT, SIZE, Harness, Scenario, Settings, rows
+from bench.peers import measure as peer_table
 from bench.servers import Fleet, Server
 
 
@@ -287,6 +294,8 @@ class Bench(Harness):
             runs=s.runs, seconds=s.seconds, warmup=s.warmup, connections=s.connections,
             server_cores=self.server_cores, loadgen_cores=self.loadgen_cores,
         )  # fmt: skip
+        # Built before waiting for quiet: a build takes minutes of CPU.
+        peers = peer_table.build(peer_table.PEERS, self) if peer_table.enabled() else []
         if s.wait > 0:
             self.log(f"waiting up to {s.wait:g} s for other processes to quieten down")
         waited, load = machine.wait_for_quiet(s.wait)
@@ -307,6 +316,8 @@ class Bench(Harness):
             self.many_targets(fleet)
             if s.profile:
                 self.profiles()
+        if peers:
+            peer_table.measure(self, peers)
         if s.cassandra:
             on_cassandra.measure(self)
         if self.rerun:
