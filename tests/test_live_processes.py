@@ -207,3 +207,32 @@ def test_the_python_client_follows_a_real_stream(tmp_path: Path, serve: type[Ser
         queue.post("c3")
         follower.join(BOUND + 5)
         assert got == ["c0", "c1", "c2", "c3"]
+
+
+def test_sigterm_answers_held_reads_as_they_stand_and_ends_streams(
+    tmp_path: Path, serve: type[Server]
+) -> None:
+    server = serve(config(tmp_path)).start()
+    httpx.post(f"{server.url}/v1/app1", json={"queue_name": "t"}, headers=APP1).raise_for_status()
+    reader = Reader(server.url, "/v1/app1/t/stream", APP1)
+    held: list[httpx.Response] = []
+
+    def hold() -> None:
+        held.append(
+            httpx.get(f"{server.url}/v1/app1/t", params={"wait": "50"}, headers=APP1, timeout=60)
+        )
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    deadline = time.monotonic() + BOUND
+    while "queuey_held_reads 1.0" not in httpx.get(f"{server.url}/__metrics__").text:
+        assert time.monotonic() < deadline, "the read was not held"
+        time.sleep(0.2)
+    began = time.monotonic()
+    assert server.process is not None
+    server.process.terminate()
+    holder.join(BOUND)
+    assert [(r.status_code, r.json()["messages"]) for r in held] == [(200, [])]
+    assert reader.ended.wait(BOUND) and reader.error is None
+    assert server.process.wait(BOUND) == 0
+    assert time.monotonic() - began < BOUND  # not the read's 50 s
