@@ -104,11 +104,14 @@ def test_elasticmq_command_and_config() -> None:
     assert command[0] == "java"
     assert "-Dconfig.file=/work/elasticmq.conf" in command
     assert command[-3:] == ["-cp", "/lib/*", "org.elasticmq.server.Main"]
-    config = elasticmq.CONFIG.format(port=4321)
+    config = elasticmq.config(4321, None)
     assert 'include classpath("application.conf")' in config
     assert "bind-port = 4321" in config and "port = 4321," in config
     assert "messages-storage { enabled = false }" in config  # what DURABILITY says
     assert "memory only" in elasticmq.DURABILITY
+    on_disk = elasticmq.config(4321, Path("/work/elasticmq-h2"))
+    assert 'messages-storage { enabled = true, uri = "jdbc:h2:/work/elasticmq-h2" }' in on_disk
+    assert on_disk.count("{") == on_disk.count("}")
     assert elasticmq.target("SendMessage") == {
         "X-Amz-Target": "AmazonSQS.SendMessage",
         "Content-Type": "application/x-amz-json-1.0",

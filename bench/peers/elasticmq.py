@@ -1,16 +1,22 @@
 """ElasticMQ: an SQS-compatible queue server (Scala, on the JVM), from Maven Central.
 
-Run as its distribution does (``java -Dconfig.file=... org.elasticmq.server.Main``)
-with its default storage: in memory only (``messages-storage.enabled = false``),
-so nothing survives a restart. Requests use the SQS JSON protocol that the
-AWS SDKs speak: ``SendMessage`` for a POST, ``ReceiveMessage`` of up to 10
-with ``VisibilityTimeout`` 0 for a read (the messages stay visible, as a
-Queuey read leaves them). ElasticMQ checks no signature, so none is sent.
+Run as its distribution does (``java -Dconfig.file=... org.elasticmq.server.Main``),
+twice: with its default storage, in memory only (``messages-storage.enabled =
+false``: nothing survives a restart), and with ``messages-storage`` in an H2
+file (the H2 2.2.224 that ElasticMQ depends on, with H2's defaults: its
+background writer puts changes in the file, and strace saw no fsync while
+SendMessage was answered). Requests
+use the SQS JSON protocol that the AWS SDKs speak: ``SendMessage`` for a POST,
+``ReceiveMessage`` of up to 10 with ``VisibilityTimeout`` 0 for a read (the
+messages stay visible, as a Queuey read leaves them; ElasticMQ reads from
+memory in both modes, so reads are measured in memory only). ElasticMQ checks
+no signature, so none is sent.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 
@@ -29,13 +35,17 @@ HEAP = ("-Xms256m", "-Xmx1g")
 ACCOUNT = "000000000000"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 DURABILITY = "memory only (the default: no messages-storage); nothing survives a restart"
+H2 = (
+    "`messages-storage` in an H2 file (H2 2.2.224's defaults: its background writer puts"
+    " changes in the file, no fsync per commit): a crash may lose the last writes"
+)
 FILLED = 1000
 """Messages in the queue that reads receive from, as in Queuey's ``read`` queue."""
 
 CONFIG = """include classpath("application.conf")
 node-address {{ protocol = "http", host = "127.0.0.1", port = {port}, context-path = "" }}
 rest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = "127.0.0.1", sqs-limits = strict }}
-messages-storage {{ enabled = false }}
+messages-storage {{ {storage} }}
 queues {{ bench {{}}, read {{}} }}
 """
 
@@ -43,6 +53,12 @@ queues {{ bench {{}}, read {{}} }}
 def target(action: str) -> dict[str, str]:
     """The headers of one SQS JSON-protocol call."""
     return {"X-Amz-Target": f"AmazonSQS.{action}", "Content-Type": CONTENT_TYPE}
+
+
+def config(port: int, h2: Path | None) -> str:
+    """ElasticMQ's configuration: its address, its queues, and messages in memory or in ``h2``."""
+    storage = "enabled = false" if h2 is None else f'enabled = true, uri = "jdbc:h2:{h2}"'
+    return CONFIG.format(port=port, storage=storage)
 
 
 def command(lib: str, config: str) -> list[str]:
@@ -59,48 +75,58 @@ class ElasticMQ:
         self.lib = build.maven_fetch(GROUP, ARTIFACT, VERSION, "elasticmq")
 
     def start(self, bench: Harness, fleet: Fleet) -> list[Entry]:
+        system, warmup = f"ElasticMQ {VERSION}", self.warmup(bench)
+        send_header = "X-Amz-Target: AmazonSQS.SendMessage"
+        entries = []
+        for label, h2 in (("memory", None), ("h2", bench.settings.work / "elasticmq-h2")):
+            server, url = self._start(bench, fleet, label, h2)
+            send = json.dumps({"QueueUrl": f"{url}/{ACCOUNT}/bench", "MessageBody": MESSAGE})
+            durability = DURABILITY if h2 is None else H2
+            title = f"ElasticMQ ({'in memory' if h2 is None else 'H2 file'}):"
+            entries.append(Entry(
+                bench.scenario(f"peers-elasticmq-{label}-send",
+                               f"{title} SendMessage of {SIZE} bytes", server,
+                               http_load(bench, f"{url}/", send, CONTENT_TYPE, send_header)),
+                system, "SQS SendMessage", durability, QUEUEY_POST_WEAK, warmup,
+            ))  # fmt: skip
+            if h2 is not None:
+                continue
+            read = f"{url}/{ACCOUNT}/read"
+            fill(url, read)
+            receive = json.dumps({"QueueUrl": read, "MaxNumberOfMessages": 10,
+                                  "VisibilityTimeout": 0})  # fmt: skip
+            check(url, send, receive)
+            entries.append(Entry(
+                bench.scenario(f"peers-elasticmq-{label}-receive", f"{title} ReceiveMessage of 10",
+                               server, http_load(bench, f"{url}/", receive, CONTENT_TYPE,
+                                                 "X-Amz-Target: AmazonSQS.ReceiveMessage"),
+                               per_request=10),
+                system, "SQS ReceiveMessage, 10 at most, VisibilityTimeout 0", durability,
+                QUEUEY_READ, warmup,
+            ))  # fmt: skip
+        bench.report.note(
+            f"ElasticMQ: the `read` queue of the in-memory server holds {FILLED:,} messages of"
+            f" {SIZE} bytes, sent with SendMessageBatch before the runs; the JVM gets"
+            f" {warmup:g} s more of each load untimed, for its JIT compiler."
+        )
+        return entries
+
+    def _start(
+        self, bench: Harness, fleet: Fleet, label: str, h2: Path | None
+    ) -> tuple[PeerServer, str]:
+        """One ElasticMQ server, and its URL."""
+        work = bench.settings.work
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        work = bench.settings.work
-        config = work / "elasticmq.conf"
-        config.write_text(CONFIG.format(port=port), encoding="utf-8")
+        path = work / f"elasticmq-{label}.conf"
+        path.write_text(config(port, h2), encoding="utf-8")
         probe = http_ok(f"{url}/", b"{}", target("ListQueues"))
         server = start(fleet, PeerServer(
-            "elasticmq", command(str(self.lib), str(config)), port, work / "elasticmq.log",
-            bench.server_cores, probe,
+            f"elasticmq-{label}", command(str(self.lib), str(path)), port,
+            work / f"elasticmq-{label}.log", bench.server_cores, probe,
         ))  # fmt: skip
-        bench.report.server(f"ElasticMQ {VERSION}", server.shell)
-        queue, read = f"{url}/{ACCOUNT}/bench", f"{url}/{ACCOUNT}/read"
-        fill(url, read)
-        bench.report.note(
-            f"ElasticMQ: its `read` queue holds {FILLED:,} messages of {SIZE} bytes, sent with"
-            " SendMessageBatch before the runs; the JVM gets"
-            f" {self.warmup(bench):g} s more of each load untimed, for its JIT compiler."
-        )
-        send = json.dumps({"QueueUrl": queue, "MessageBody": MESSAGE})
-        receive = json.dumps({"QueueUrl": read, "MaxNumberOfMessages": 10, "VisibilityTimeout": 0})
-        check(url, send, receive)
-        system = f"ElasticMQ {VERSION}"
-        return [
-            Entry(
-                bench.scenario(
-                    "peers-elasticmq-send", f"ElasticMQ: SendMessage of {SIZE} bytes", server,
-                    http_load(bench, f"{url}/", send, CONTENT_TYPE,
-                              "X-Amz-Target: AmazonSQS.SendMessage"),
-                ),
-                system, "SQS SendMessage", DURABILITY, QUEUEY_POST_WEAK, self.warmup(bench),
-            ),
-            Entry(
-                bench.scenario(
-                    "peers-elasticmq-receive", "ElasticMQ: ReceiveMessage of 10", server,
-                    http_load(bench, f"{url}/", receive, CONTENT_TYPE,
-                              "X-Amz-Target: AmazonSQS.ReceiveMessage"),
-                    per_request=10,
-                ),
-                system, "SQS ReceiveMessage, 10 at most, VisibilityTimeout 0", DURABILITY,
-                QUEUEY_READ, self.warmup(bench),
-            ),
-        ]  # fmt: skip
+        bench.report.server(f"ElasticMQ {VERSION}, messages {label}", server.shell)
+        return server, url
 
     @staticmethod
     def warmup(bench: Harness) -> float:
