@@ -55,7 +55,7 @@ def queuey(bench: Harness, fleet: Fleet) -> list[Entry]:
         Entry(bench.scenario(QUEUEY_READ, "Queuey: GET a range, limit 10", server,
                              bench.load(server, f"/v1/{APP}/read?limit=10", "static.lua"),
                              per_request=10),
-              QUEUEY, "GET a range, limit 10", f"reads a queue of 1,000; {WEAK}", None),
+              QUEUEY, "GET a range, limit 10", "reads a `weak` queue of 1,000 messages", None),
     ]  # fmt: skip
 
 
@@ -72,6 +72,7 @@ def build(peers: Collection[Peer], bench: Harness) -> list[Peer]:
             bench.log(f"{peer.name} left out: {exc}")
             bench.report.note(f"{peer.name} was left out of the peer table: {exc}")
         else:
+            bench.log(f"{peer.name} {peer.version} is built")
             built.append(peer)
     return built
 
