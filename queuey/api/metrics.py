@@ -116,6 +116,7 @@ class Metrics:
         )
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._durations: dict[str, Any] = {}
+        self._counts: dict[tuple[str, str], Any] = {}
         self._commits = {True: self.commit_seconds.labels("true"),
                          False: self.commit_seconds.labels("false")}  # fmt: skip
 
@@ -137,7 +138,11 @@ class Metrics:
     def count(self, event: str, application: str, number: int) -> None:
         """``number`` messages ``posted``, ``read``, ``delivered`` or ``acknowledged``."""
         if number:
-            self.messages[event].labels(application).inc(number)
+            key = (event, application)
+            counter = self._counts.get(key)
+            if counter is None:  # labels() costs more than the increment: once per pair
+                counter = self._counts[key] = self.messages[event].labels(application)
+            counter.inc(number)
 
     def lost(self, application: str, number: int) -> None:
         if number:

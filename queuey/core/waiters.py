@@ -61,13 +61,15 @@ _UNKNOWN = object()
 class Watch:
     """One waiter's hold on one queue: news since it last woke, and a way to wait for more."""
 
-    __slots__ = ("_future", "_news", "_queue", "kind")
+    __slots__ = ("_due", "_future", "_news", "_queue", "_timer", "kind")
 
     def __init__(self, queue: _Watched, kind: str) -> None:
         self._queue = queue
         self.kind = kind
         self._news = False
         self._future: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0
 
     @property
     def gone(self) -> bool:
@@ -85,45 +87,81 @@ class Watch:
         if future is not None and not future.done():
             future.set_result(None)
 
+    def _ring(self) -> None:
+        self._timer = None
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
     async def wait(self, timeout: float | None) -> bool:
         """Until news of the queue (True) or ``timeout`` seconds (False); at once if news came.
 
         Also True at once when the queue is gone or the server is stopping.
+        May return False before ``timeout`` (a timer of an earlier wait, which
+        is kept rather than set again on every wait: thousands of streams
+        woken by every message would otherwise arm as many timers each time);
+        callers check their own deadlines.
         """
         if self._news or self.gone or self.closed:
             self._news = False
             return True
-        future = self._future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if timeout is not None:
+            due = loop.time() + timeout
+            if self._timer is None or self._due > due:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer, self._due = loop.call_at(due, self._ring), due
+        future = self._future = loop.create_future()
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation.
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            pass
+            await future
         finally:
             self._future = None
         news, self._news = self._news, False
         return news
 
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def shared(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, or the result of the same read (``key``) since the queue's last wake-up.
 
         Any write the read might have missed wakes the queue, which forgets
-        the reads made before it; a failed read is forgotten at once.
+        the reads made before it. The first caller reads in its own task (a
+        read that does not suspend, as SQLite's small reads, is done before
+        any other caller comes); a failed or cancelled read is forgotten and
+        the callers waiting on it read again themselves.
         """
-        memo = self._queue.memo
-        task = memo.get(key)
-        if task is None:
-            if len(memo) >= MAX_SHARED:
-                memo.clear()
-            task = memo[key] = asyncio.ensure_future(fetch())
+        while True:
+            memo = self._queue.memo
+            found = memo.get(key)
+            if found is None:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                memo[key] = future
+                if len(memo) > MAX_SHARED:
+                    memo.clear()
+                try:
+                    result = await fetch()
+                except BaseException:
+                    if memo.get(key) is future:
+                        del memo[key]
+                    future.set_exception(_Retry())
+                    future.exception()  # retrieved: the waiters read again
+                    raise
+                future.set_result(result)
+                return result
+            if not found.done():
+                with contextlib.suppress(_Retry):
+                    # Shielded: a waiter that goes away does not cancel the others' read.
+                    await asyncio.shield(found)
+            if found.exception() is None:
+                return cast(T, found.result())
 
-            def forget_failure(done: asyncio.Future[Any]) -> None:
-                if done.cancelled() or done.exception() is not None:
-                    memo.pop(key, None)
 
-            task.add_done_callback(forget_failure)
-        return cast(T, await asyncio.shield(task))
+class _Retry(Exception):
+    """The shared read failed or was cancelled in its reader's task: read again."""
 
 
 class _Watched:
@@ -139,6 +177,8 @@ class _Watched:
         self.next_poll = 0.0
         self.timers: dict[float, asyncio.TimerHandle] = {}
         self.memo: dict[Hashable, asyncio.Future[Any]] = {}
+        #: The newest key written through this process (its watches were woken for it).
+        self.notified: MessageKey | None = None
 
     def wake(self) -> None:
         self.memo = {}
@@ -209,6 +249,7 @@ class Waiters:
                 self._poller = asyncio.get_running_loop().create_task(self._run())
             yield watch
         finally:
+            watch._stop()
             watched.watches.discard(watch)
             if not watched.watches and self._queues.get(queue.handle) is watched:
                 watched.cancel_timers()
@@ -225,8 +266,11 @@ class Waiters:
             return
         watched.wake()
         settle = self._settle(watched.queue)
-        if newest is not None and settle > 0:
-            watched.wake_when_settled(newest, settle)
+        if newest is not None:
+            if watched.notified is None or newest > watched.notified:
+                watched.notified = newest
+            if settle > 0:
+                watched.wake_when_settled(newest, settle)
 
     def gone(self, handle: str) -> None:
         """This queue incarnation was deleted: its watches wake for good (and answer 404)."""
@@ -299,6 +343,8 @@ class Waiters:
             first = watched.version is _UNKNOWN
             changed = not first and mark.version != watched.version
             watched.version = mark.version
+            if changed and settle == 0 and _ours(mark.newest, watched.notified):
+                changed = False  # the move was this process's own write: already woken for it
             if changed:
                 watched.wake()
                 watched.interval = POLL_SECONDS
@@ -307,3 +353,14 @@ class Waiters:
             if (changed or first) and settle > 0 and mark.newest is not None:
                 watched.wake_when_settled(mark.newest, settle)
             watched.next_poll = now + watched.interval
+
+
+def _ours(newest: MessageKey | None, notified: MessageKey | None) -> bool:
+    """Does a mark name no write after the newest one this process announced?
+
+    Only where keys are stamped in commit order (no settle delay: SQLite's
+    file-wide key clock, which a mark's ``newest`` follows): a mark no newer
+    than a key written here moved for that write, or for one committed
+    before it, which the watches woken for it read.
+    """
+    return newest is not None and notified is not None and newest.ts <= notified.ts
