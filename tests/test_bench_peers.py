@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench import report, wrk
@@ -194,6 +195,70 @@ def test_chosen_peers_by_key() -> None:
     assert [p.name for p in measure.chosen(["jetstream"])] == ["NATS JetStream"]
     versions = {p.key: p.version for p in measure.PEERS}
     assert versions == {"elasticmq": "1.7.1", "centrifugo": "v6.9.1", "jetstream": "v2.15.3"}
+
+
+class FakePeer:
+    """A peer that builds, starts and measures as told, without a process."""
+
+    version = "1"
+
+    def __init__(self, key: str, built: bool = True, error: Exception | None = None) -> None:
+        self.key, self.name, self.built, self.error = key, key.title(), built, error
+
+    def build(self) -> None:
+        if not self.built:
+            raise build.BuildError("mvn is not installed")
+
+    def start(self, bench: Harness, fleet: Fleet) -> list[Entry]:
+        if self.error is not None:
+            raise self.error
+        scenario = bench.add(_scenario(f"peers-{self.key}", 1500))
+        return [Entry(scenario, f"{self.name} 1", "send", "memory", QUEUEY_POST_WEAK)]
+
+
+@pytest.fixture
+def measured(bench: Harness, monkeypatch: pytest.MonkeyPatch) -> list[list[Scenario]]:
+    """Queuey's figures without its server, and what bench.measure is asked to measure."""
+    queuey = [Entry(_scenario(QUEUEY_POST_WEAK, 3000), "Queuey", "POST", "weak", None)]
+    monkeypatch.setattr(measure, "queuey", lambda bench, fleet: list(queuey))
+    asked: list[list[Scenario]] = []
+    monkeypatch.setattr(bench, "measure", asked.append)
+    return asked
+
+
+def test_peers_that_fail_are_left_out_and_said_so(
+    bench: Harness, measured: list[list[Scenario]]
+) -> None:
+    peers = [
+        FakePeer("unbuilt", built=False),
+        FakePeer("refused", error=httpx.ConnectError("connection refused")),
+        FakePeer("exited", error=RuntimeError("exited: bad flag")),
+        FakePeer("good"),
+    ]
+    built = measure.build(peers, bench)
+    assert [p.key for p in built] == ["refused", "exited", "good"]
+    measure.measure(bench, built)
+    assert [s.key for s in measured[0]] == [QUEUEY_POST_WEAK, "peers-good"]
+    assert [(r.system, r.versus) for r in bench.report.peer_rows] == [
+        ("Queuey", None), ("Good 1", 2.0),
+    ]  # fmt: skip
+    notes = "\n".join(bench.report.notes)
+    assert "Unbuilt was left out of the peer table: mvn is not installed" in notes
+    assert "Refused was left out of the peer table: connection refused" in notes
+    assert "Exited was left out of the peer table: exited: bad flag" in notes
+    assert measure.LEFT_OUT in bench.report.peer_remarks
+
+
+def test_a_failed_run_leaves_the_rest_of_the_report(
+    bench: Harness, measured: list[list[Scenario]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(scenarios: list[Scenario]) -> None:
+        raise RuntimeError("wrk failed (1): connection refused")
+
+    monkeypatch.setattr(bench, "measure", fail)
+    measure.measure(bench, [FakePeer("good")])
+    assert bench.report.peer_rows == []
+    assert any("The peer table failed while measuring: wrk failed" in n for n in bench.report.notes)
 
 
 def _no_subprocess(*args: object, **kwargs: object) -> None:

@@ -11,7 +11,10 @@ measuring ends, however it ends.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Collection
+
+import httpx
 
 from bench import fill, report, wrk
 from bench.harness import APP, KEY, SIZE, Harness, rows
@@ -30,6 +33,8 @@ LEFT_OUT = (
 QUEUEY = "Queuey (SQLite)"
 WEAK = "committed to SQLite's WAL before the 201, not fsynced (`weak` queue)"
 STRONG = "committed and fsynced before the 201 (`strong` queue, group commit)"
+STARTING = (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError)
+"""What a peer that fails to start or to take its data raises."""
 
 
 def enabled() -> bool:
@@ -90,14 +95,20 @@ def measure(bench: Harness, peers: Collection[Peer]) -> None:
             bench.log(f"starting {peer.name} {peer.version}")
             try:
                 entries += peer.start(bench, fleet)
-            except (RuntimeError, OSError) as exc:  # the others are still worth measuring
+            except STARTING as exc:  # the others are still worth measuring
                 bench.log(f"{peer.name} failed to start: {exc}")
                 bench.report.note(f"{peer.name} was left out of the peer table: {exc}")
-        for entry in entries:
-            if entry.warmup > 0:
-                bench.log(f"JIT warm-up {entry.warmup:g} s: {entry.scenario.title}")
-                wrk.run(entry.scenario.load, entry.warmup, [])
-        bench.measure([e.scenario for e in entries])
+        try:
+            for entry in entries:
+                if entry.warmup > 0:
+                    bench.log(f"JIT warm-up {entry.warmup:g} s: {entry.scenario.title}")
+                    wrk.run(entry.scenario.load, entry.warmup, [])
+            bench.measure([e.scenario for e in entries])
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            # The table is optional: the rest of BENCHMARKS.md is still written.
+            bench.log(f"the peer table failed: {exc}")
+            bench.report.note(f"The peer table failed while measuring: {str(exc)[:2000]}")
+            return
         bench.report.peers(table(entries), intro(bench), [*toolchains(), LEFT_OUT])
         for server in fleet.servers:
             bench.report.memory(f"{server.name}, peer table", server.rss_mb(), server.peak_rss_mb())
