@@ -345,3 +345,13 @@ def test_try_once_refuses_an_error_status() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_bench_peers_is_documented_with_the_pinned_versions() -> None:
+    import bench.run
+
+    assert "``BENCH_PEERS``" in (bench.run.__doc__ or "")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "BENCH_PEERS=1 make bench" in readme
+    for peer in measure.PEERS:
+        assert f"{peer.name} {peer.version}" in " ".join(readme.split())
