@@ -97,7 +97,9 @@ class JetStream:
     ) -> tuple[PeerServer, str]:
         """One nats-server, its stream created and filled, and its URL."""
         work = bench.settings.work
-        port, monitor = free_port(), free_port()
+        port = monitor = free_port()
+        while monitor == port:  # a port just freed may be handed out again
+            monitor = free_port()
         store = work / f"nats-{label}"
         path = work / f"nats-{label}.conf"
         path.write_text(config(port, monitor, store, always), encoding="utf-8")
