@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG := var/queuey.toml
 
-.PHONY: install serve test lint bench chaos cassandra cassandra-cluster cassandra-stop clean
+.PHONY: install serve test lint bench bench-live chaos cassandra cassandra-cluster cassandra-stop clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: lint
 ## bench: measure, and write BENCHMARKS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## bench-live: idle held reads, open event streams, POST-to-event latency (bench/live.py, ~1 min)
+bench-live: $(STAMP)
+	$(BIN)/python -m bench.live
 
 ## chaos: fault injection with a per-message check (docs/chaos.md); the Cassandra part
 ## replaces the single test node with a 3-node cluster and restores one node after

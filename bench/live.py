@@ -19,6 +19,7 @@ Bounded: about a minute in all with the defaults. The machine may be shared
 (the background load is printed); the figures are this run's, not a promise.
 
     .venv/bin/python -m bench.live [--held 5000] [--streams 2000] [--posts 40]
+    make bench-live
 """
 
 from __future__ import annotations
