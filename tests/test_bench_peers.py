@@ -283,10 +283,14 @@ def test_builds_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         build.go_install(jetstream.MODULE, "v2.15.2", "nats-server")
 
 
-def test_a_failed_build_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_build_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "PEERS", tmp_path)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(build.BuildError, match="go is not installed"):
         build.go_install(centrifugo.MODULE, "v0.0.0-test", "centrifugo")
+    with pytest.raises(build.BuildError, match="mvn is not installed"):
+        build.maven_fetch("org.elasticmq", "elasticmq-server_2.13", "0.0.0-test", "elasticmq")
+    assert list(tmp_path.iterdir()) == []  # nothing half made
 
 
 def test_go_builds_keep_their_caches_under_var_peers() -> None:

@@ -93,9 +93,10 @@ def go_install(module: str, version: str, binary: str) -> Path:
     stamp = f"{module}@{version}"
     if _marked(folder, stamp) and target.is_file():
         return target
+    go = _tool("go")
     folder.mkdir(parents=True, exist_ok=True)
     _run(
-        [_tool("go"), "install", f"{module}@{version}"],
+        [go, "install", f"{module}@{version}"],
         f"building {stamp}",
         env=go_environment() | {"GOBIN": str(folder)},
     )
@@ -148,6 +149,7 @@ def maven_fetch(group: str, artifact: str, version: str, name: str) -> Path:
     stamp = f"{group}:{artifact}:{version}"
     if _marked(folder, stamp) and lib.is_dir():
         return lib
+    mvn = _tool("mvn")
     _tool("java")  # Maven needs it too
     folder.mkdir(parents=True, exist_ok=True)
     pom = folder / "pom.xml"
@@ -155,7 +157,7 @@ def maven_fetch(group: str, artifact: str, version: str, name: str) -> Path:
     staging = folder / "lib.partial"
     shutil.rmtree(staging, ignore_errors=True)
     _run(
-        [_tool("mvn"), "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+        [mvn, "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
          f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
         f"fetching {stamp}",
     )  # fmt: skip
