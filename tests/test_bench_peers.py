@@ -211,6 +211,7 @@ class FakePeer:
 
     def start(self, bench: Harness, fleet: Fleet) -> list[Entry]:
         if self.error is not None:
+            fleet.servers.append(Server(self.key, ["true"], 1, Path("/dev/null"), None))
             raise self.error
         scenario = bench.add(_scenario(f"peers-{self.key}", 1500))
         return [Entry(scenario, f"{self.name} 1", "send", "memory", QUEUEY_POST_WEAK)]
@@ -227,7 +228,7 @@ def measured(bench: Harness, monkeypatch: pytest.MonkeyPatch) -> list[list[Scena
 
 
 def test_peers_that_fail_are_left_out_and_said_so(
-    bench: Harness, measured: list[list[Scenario]]
+    bench: Harness, measured: list[list[Scenario]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     peers = [
         FakePeer("unbuilt", built=False),
@@ -237,7 +238,12 @@ def test_peers_that_fail_are_left_out_and_said_so(
     ]
     built = measure.build(peers, bench)
     assert [p.key for p in built] == ["refused", "exited", "good"]
+    servers: list[list[str]] = []
+    monkeypatch.setattr(
+        Fleet, "stop_all", lambda fleet: servers.append([s.name for s in fleet.servers])
+    )
     measure.measure(bench, built)
+    assert servers == [[]]  # the failed peers' servers were stopped and dropped at once
     assert [s.key for s in measured[0]] == [QUEUEY_POST_WEAK, "peers-good"]
     assert [(r.system, r.versus) for r in bench.report.peer_rows] == [
         ("Queuey", None), ("Good 1", 2.0),

@@ -93,11 +93,15 @@ def measure(bench: Harness, peers: Collection[Peer]) -> None:
         entries = queuey(bench, fleet)
         for peer in peers:
             bench.log(f"starting {peer.name} {peer.version}")
+            before = len(fleet.servers)
             try:
                 entries += peer.start(bench, fleet)
             except STARTING as exc:  # the others are still worth measuring
                 bench.log(f"{peer.name} failed to start: {exc}")
                 bench.report.note(f"{peer.name} was left out of the peer table: {exc}")
+                for server in fleet.servers[before:]:  # not left idling beside the others
+                    server.stop()
+                del fleet.servers[before:]
         try:
             for entry in entries:
                 if entry.warmup > 0:
