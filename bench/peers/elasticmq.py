@@ -1,16 +1,17 @@
 """ElasticMQ: an SQS-compatible queue server (Scala, on the JVM), from Maven Central.
 
-Run as its distribution does (``java -Dconfig.file=... org.elasticmq.server.Main``),
-twice: with its default storage, in memory only (``messages-storage.enabled =
-false``: nothing survives a restart), and with ``messages-storage`` in an H2
-file (the H2 2.2.224 that ElasticMQ depends on, with H2's defaults: its
-background writer puts changes in the file, and strace saw no fsync while
-SendMessage was answered). Requests
-use the SQS JSON protocol that the AWS SDKs speak: ``SendMessage`` for a POST,
+Run as its distribution does (``java -Dconfig.file=... org.elasticmq.server.Main``,
+heap 256 MB to 1 GB), twice: with its default storage, in memory only
+(``messages-storage.enabled = false``: nothing survives a restart), and with
+``messages-storage`` in an H2 file (the H2 2.2.224 that ElasticMQ depends on,
+with H2's defaults: its background writer puts changes in the file, and
+strace saw no fsync while SendMessage was answered). Requests use the SQS
+JSON protocol that the AWS SDKs speak: ``SendMessage`` for a POST,
 ``ReceiveMessage`` of up to 10 with ``VisibilityTimeout`` 0 for a read (the
 messages stay visible, as a Queuey read leaves them; ElasticMQ reads from
 memory in both modes, so reads are measured in memory only). ElasticMQ checks
-no signature, so none is sent.
+no signature, so none is sent. The JVM's JIT compiler gets extra untimed
+load first (:meth:`ElasticMQ.warmup`).
 """
 
 from __future__ import annotations
