@@ -179,6 +179,8 @@ class _Watched:
         self.memo: dict[Hashable, asyncio.Future[Any]] = {}
         #: The newest key written through this process (its watches were woken for it).
         self.notified: MessageKey | None = None
+        #: The first look at its mark, which every watch beginning before it ends awaits.
+        self.first: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
         self.memo = {}
@@ -244,7 +246,9 @@ class Waiters:
         watched.watches.add(watch)
         try:
             if watched.version is _UNKNOWN and self.storage is not None and not self._closed:
-                await self._poll([watched])
+                if watched.first is None:  # one first look, however many watches begin at once
+                    watched.first = asyncio.ensure_future(self._poll([watched]))
+                await asyncio.shield(watched.first)
             if self._poller is None and self.storage is not None and not self._closed:
                 self._poller = asyncio.get_running_loop().create_task(self._run())
             yield watch
