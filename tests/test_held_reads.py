@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from contextlib import AsyncExitStack
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from queuey.api.app import create_app
+from queuey.client.sse import EventParser
 from queuey.config import Settings
 from tests.api_support import error
 from tests.conftest import APP1, make_queue
@@ -138,7 +140,7 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
     Cassandra cluster): a post and a PUT through one answer a read held on the other, after
     the queue's settle delay (1 s for weak queues here: 0 on SQLite) and within SPEC's bound."""
     settle = 1.0
-    tuned = dataclasses.replace(settings, storage_settle_weak=settle)
+    tuned = dataclasses.replace(settings, storage_settle_weak=settle, stream_max_seconds=8.0)
     async with AsyncExitStack() as stack:
         clients = []
         for _ in range(2):
@@ -154,6 +156,8 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
         name = await make_queue(one, consistency="weak")
         url = f"/v1/app1/{name}"
         delay = settle if "cassandra" in tuned.storage_url else 0.0
+        # A stream on the other node too (it ends after stream_max_seconds: read whole).
+        streamed = asyncio.create_task(other.get(f"{url}/stream", headers=APP1))
         for write in ("post", "put"):
             held = asyncio.create_task(
                 other.get(url, params={"wait": "30", "since": f"{time.time():.7f}"}, headers=APP1)
@@ -173,3 +177,5 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
             took = time.monotonic() - written
             assert [m["body"] for m in response.json()["messages"]] == [write]
             assert delay * 0.8 <= took < delay + BOUND
+        events = EventParser().feed((await streamed).content)
+        assert [json.loads(e.data)["body"] for e in events] == ["post", "put"]
