@@ -12,13 +12,14 @@ import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 
 import httpx
 import pytest
 
 from queuey.api.app import create_app
 from queuey.client.sse import EventParser
-from queuey.config import Settings
+from queuey.config import ApplicationLimits, Settings
 from tests.api_support import error
 from tests.conftest import ALLOWED_ORIGIN, APP1, make_queue
 
@@ -237,3 +238,21 @@ async def test_a_scoped_token_streams_its_partitions_until_it_expires(settings: 
             response = await c.get(url, params={"access_token": token, "since": first})
             assert time.monotonic() - started < 10
             assert bodies(events(response)) == ["two", "three"]
+
+
+async def test_a_stream_counts_as_one_request_for_rate_limits(settings: Settings) -> None:
+    """A burst of 4 (at a rate too slow to refill): the queue, a post, one stream (however
+    long), one read; then the next stream is refused 429 as JSON, before any event."""
+    limits = MappingProxyType({"app1": ApplicationLimits(requests_per_second=0.01, burst=4)})
+    tuned = dataclasses.replace(settings, applications=limits, stream_max_seconds=1.0)
+    app = create_app(tuned)
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
+            name = await make_queue(c)
+            first = await post(c, name, "m")
+            streamed = await c.get(f"/v1/app1/{name}/stream", params={"since": first}, headers=APP1)
+            assert bodies(events(streamed)) == ["m"]
+            assert (await c.get(f"/v1/app1/{name}", headers=APP1)).status_code == 200
+            refused = await c.get(f"/v1/app1/{name}/stream", headers=APP1)
+            assert "TooManyRequests" in error(refused, 429)
