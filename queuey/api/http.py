@@ -282,6 +282,9 @@ class BodyWriter:
 
 #: Makes a streaming response's body: writes to the writer until it returns (the end).
 Producer = Callable[[BodyWriter], Awaitable[None]]
+#: How long a stream that ends may take to hand its last chunks, then its end, to the
+#: client (each): a client that stopped reading must not hold a worker's shutdown.
+FLUSH_SECONDS = 2.0
 
 
 class StreamingResponse(Response):
@@ -351,11 +354,11 @@ class StreamingResponse(Response):
         if failed is not None:
             raise failed
         if not dropped:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-#: How long a stream that ends may take to hand its last chunks to the client.
-FLUSH_SECONDS = 5.0
+            # A client that stopped reading may leave no room for it: then the connection
+            # is dropped when the app returns without the end.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _disconnected(receive: Receive) -> None:
