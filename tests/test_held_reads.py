@@ -179,3 +179,10 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
             assert delay * 0.8 <= took < delay + BOUND
         events = EventParser().feed((await streamed).content)
         assert [json.loads(e.data)["body"] for e in events] == ["post", "put"]
+        # Deleted through one node: a read held on the other ends with 404 (the mark says gone).
+        held = asyncio.create_task(
+            other.get(url, params={"wait": "30", "since": "9" * 12}, headers=APP1)
+        )
+        await asyncio.sleep(0.3)
+        assert (await one.delete(url, headers=APP1)).status_code == 200
+        assert "InvalidQueueName" in error(await asyncio.wait_for(held, BOUND), 404)
