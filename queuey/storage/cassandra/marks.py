@@ -15,11 +15,13 @@ catches up. Near the turn of an hour the neighbouring hour is read too.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from queuey.storage.base import Queue, QueueMark
-from queuey.storage.cassandra.messages import bounded
+from queuey.storage.cassandra.messages import FAN_OUT, all_of
 from queuey.storage.cassandra.queues import Queues
 from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import MAX_TAIL, hour, message_key, timeuuid
@@ -49,7 +51,15 @@ class Marks:
             await self._db.run("set_mark", args, level)
 
     async def marks(self, queues: Sequence[Queue], levels: dict[str, int]) -> list[QueueMark]:
-        return await bounded([self._mark(q, levels[q.settings.consistency]) for q in queues])
+        gate = asyncio.Semaphore(FAN_OUT)
+
+        async def one(queue: Queue) -> QueueMark:
+            # Each statement is made inside the gate: a poll cancelled at shutdown leaves
+            # no coroutine that was never awaited.
+            async with gate:
+                return await self._mark(queue, levels[queue.settings.consistency])
+
+        return await all_of([one(q) for q in queues])
 
     async def _mark(self, queue: Queue, level: int) -> QueueMark:
         current = await self._queues.get(queue.app, queue.name)
@@ -59,12 +69,16 @@ class Marks:
         now = now_ticks()
         upper = timeuuid(MessageKey(now + AHEAD, MAX_TAIL))
         hours = sorted({hour(now - BEHIND), hour(now), hour(now + AHEAD)})
-        reads = [
-            self._db.run("newest_in_hour", (qid, p, h, upper), level)
-            for p in range(1, current.partitions + 1)
-            for h in hours
-        ]
-        found, marked = await bounded(reads), await self._db.run("get_mark", (qid,), level)
+
+        gate = asyncio.Semaphore(FAN_OUT)
+
+        async def newest(partition: int, bucket: int) -> list[Any]:
+            async with gate:
+                return await self._db.run("newest_in_hour", (qid, partition, bucket, upper), level)
+
+        partitions = range(1, current.partitions + 1)
+        found = await all_of([newest(p, h) for p in partitions for h in hours])
+        marked = await self._db.run("get_mark", (qid,), level)
         ids = tuple(rows[0].id if rows else None for rows in found)
         keys = [message_key(i) for i in ids if i is not None]
         changed = None
