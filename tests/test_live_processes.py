@@ -236,3 +236,30 @@ def test_sigterm_answers_held_reads_as_they_stand_and_ends_streams(
     assert reader.ended.wait(BOUND) and reader.error is None
     assert server.process.wait(BOUND) == 0
     assert time.monotonic() - began < BOUND  # not the read's 50 s
+
+
+def test_open_streams_and_held_reads_are_summed_across_workers(
+    tmp_path: Path, serve: type[Server]
+) -> None:
+    server = serve(config(tmp_path), "--workers", "2").start()
+    httpx.post(f"{server.url}/v1/app1", json={"queue_name": "w"}, headers=APP1).raise_for_status()
+    readers = [Reader(server.url, "/v1/app1/w/stream", APP1) for _ in range(4)]
+
+    def hold() -> None:
+        httpx.get(f"{server.url}/v1/app1/w", params={"wait": "30"}, headers=APP1, timeout=60)
+
+    holders = [threading.Thread(target=hold) for _ in range(3)]
+    for holder in holders:
+        holder.start()
+    wanted = ("queuey_open_streams 4.0", "queuey_held_reads 3.0")
+    deadline = time.monotonic() + BOUND + 5
+    while True:
+        text = httpx.get(f"{server.url}/__metrics__").text
+        if all(w in text for w in wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert all(w in text for w in wanted), [line for line in text.splitlines() if "held" in line]
+    post(server.url, "w", "wake")
+    for holder in holders:
+        holder.join(BOUND)
+    assert all(len(r.wait_for(1)) == 1 for r in readers)
