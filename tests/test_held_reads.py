@@ -186,3 +186,34 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
         await asyncio.sleep(0.3)
         assert (await one.delete(url, headers=APP1)).status_code == 200
         assert "InvalidQueueName" in error(await asyncio.wait_for(held, BOUND), 404)
+
+
+async def test_an_overwrite_of_a_future_id_does_not_hide_other_nodes_posts(
+    settings: Settings,
+) -> None:
+    """A PUT's ids are the caller's: one far in the future, written through the node that
+    holds a read, must not make that node take the next mark moves for its own writes."""
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            app = create_app(settings)
+            await stack.enter_async_context(app.lifespan())
+            transport = httpx.ASGITransport(app=app)
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://queuey.test")
+                )
+            )
+        here, there = clients
+        name = await make_queue(here, partitions=2)
+        url = f"/v1/app1/{name}"
+        params = {"wait": "30", "partitions": "2", "since": f"{time.time():.7f}"}
+        held = asyncio.create_task(here.get(url, params=params, headers=APP1))
+        await asyncio.sleep(0.3)
+        future_id = "00000000fff011ff8000000000000001"  # a time in the 3900s
+        assert (await here.put(f"{url}/1:{future_id}", content=b"f", headers=APP1)).is_success
+        await asyncio.sleep(0.3)
+        assert not held.done()
+        await there.post(url, content=b"from there", headers={**APP1, "X-Partition": "2"})
+        response = await asyncio.wait_for(held, BOUND)
+        assert [m["body"] for m in response.json()["messages"]] == ["from there"]

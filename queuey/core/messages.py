@@ -343,7 +343,7 @@ class Messages:
                 await self.storage.put_messages(
                     target, keys, text, content_type or "text/plain", seconds
                 )
-                self.waiters.notify(target.handle, max(k for _, k in keys))
+                self.waiters.notify(target.handle, max(k for _, k in keys), stamped=False)
 
         await self._write(queue, parse, store)
 

@@ -259,11 +259,13 @@ class Waiters:
                 watched.cancel_timers()
                 del self._queues[queue.handle]
 
-    def notify(self, handle: str, newest: MessageKey | None = None) -> None:
+    def notify(self, handle: str, newest: MessageKey | None = None, stamped: bool = True) -> None:
         """Messages were written to this queue through this process (``newest``: the newest key).
 
         Wakes its watches now and, where a settle delay hides new messages,
         once more when ``newest`` has settled. A no-op when nobody watches.
+        ``stamped``: the store made the keys (a post), so they follow its commit
+        order; an overwrite's ids are the caller's and say nothing of it.
         """
         watched = self._queues.get(handle)
         if watched is None:
@@ -271,7 +273,7 @@ class Waiters:
         watched.wake()
         settle = self._settle(watched.queue)
         if newest is not None:
-            if watched.notified is None or newest > watched.notified:
+            if stamped and (watched.notified is None or newest > watched.notified):
                 watched.notified = newest
             if settle > 0:
                 watched.wake_when_settled(newest, settle)
