@@ -349,7 +349,7 @@ class Waiters:
             first = watched.version is _UNKNOWN
             changed = not first and mark.version != watched.version
             watched.version = mark.version
-            if changed and settle == 0 and _ours(mark.newest, watched.notified):
+            if changed and mark.ordered and _ours(mark.newest, watched.notified):
                 changed = False  # the move was this process's own write: already woken for it
             if changed:
                 watched.wake()
@@ -362,11 +362,10 @@ class Waiters:
 
 
 def _ours(newest: MessageKey | None, notified: MessageKey | None) -> bool:
-    """Does a mark name no write after the newest one this process announced?
+    """Does an ``ordered`` mark name no write after the newest one this process announced?
 
-    Only where keys are stamped in commit order (no settle delay: SQLite's
-    file-wide key clock, which a mark's ``newest`` follows): a mark no newer
-    than a key written here moved for that write, or for one committed
-    before it, which the watches woken for it read.
+    Then it moved for that write, or for one committed before it, which the
+    watches woken for it read (``QueueMark.ordered``: SQLite's file-wide key
+    clock; never Cassandra's, whose web nodes stamp keys on their own).
     """
     return newest is not None and notified is not None and newest.ts <= notified.ts

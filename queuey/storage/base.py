@@ -147,11 +147,16 @@ class QueueMark(NamedTuple):
     far as this mark knows (None: none or unknown); a reader whose store
     hides messages younger than the settle delay looks again once that
     delay has passed after ``newest``. ``gone``: the incarnation was deleted.
+    ``ordered``: ``newest`` follows the order in which writes commit, across
+    every store sharing the data (SQLite's file-wide key clock), so a mark
+    whose ``newest`` is no newer than a key a store stamped moved for that
+    write or for one committed before it.
     """
 
     version: Hashable
     newest: MessageKey | None = None
     gone: bool = False
+    ordered: bool = False
 
 
 class Storage(Protocol):

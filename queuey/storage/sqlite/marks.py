@@ -65,5 +65,5 @@ class MarkReader:
                 else:
                     ts = found[qid]
                     newest = None if ts is None else MessageKey(int(ts), b"")
-                    self._known[qid] = QueueMark(ts, newest)
+                    self._known[qid] = QueueMark(ts, newest, ordered=True)
         return [self._known[qid] for qid in qids]
