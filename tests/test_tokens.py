@@ -356,10 +356,15 @@ async def test_partitions_added_later(client: httpx.AsyncClient) -> None:
 
 async def test_expired_tokens_are_401_without_leeway(client: httpx.AsyncClient) -> None:
     queue = await make_queue(client)
+    before = time.time()
     minted = await mint(client, queue, ttl=1)
+    after = time.time()
     assert minted["expires_in"] == 1
     token = minted["token"]
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    # It ends ttl seconds after it was minted (to the millisecond), not at a whole second
+    # up to one later: a client that waits expires_in and a little must find it expired.
+    assert before + 1 - 0.001 <= payload["exp"] <= after + 1 + 0.001
     ok(await client.get(f"/v1/app1/{queue}", headers=bearer(token)))
     await asyncio.sleep(max(0.0, payload["exp"] - time.time()) + 0.05)
     assert "expired" in invalid(await client.get(f"/v1/app1/{queue}", headers=bearer(token)))
@@ -546,3 +551,44 @@ async def test_a_page_of_another_origin_reads_why_its_token_was_refused(
         h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
     }
     assert "www-authenticate" in exposed
+
+
+async def test_a_token_ends_when_its_minter_loses_the_rights(client: httpx.AsyncClient) -> None:
+    """A token never grants more than its minter has (SPEC §8): changing ``principles``
+    revokes what the removed principal minted; what the remaining ones minted stays."""
+    queue = await make_queue(client, principles="app:app1,app:app2")
+    await post(client, queue, "one")
+    by_app2 = (await mint(client, queue, headers=APP2))["token"]
+    by_app1 = (await mint(client, queue, headers=APP1, scope="consume"))["token"]
+    path = f"/v1/app1/{queue}"
+    assert messages(await client.get(path, headers=bearer(by_app2))) == ["one"]
+    ok(await client.put(path, json={"principles": "app:app1"}, headers=APP1))
+    assert error(await client.get(path, headers=bearer(by_app2)), 403) == DENIED
+    assert messages(await client.get(path, headers=bearer(by_app1))) == ["one"]
+    # Listed again: the token works again (it was never changed, only the rules).
+    ok(await client.put(path, json={"principles": "app:app1,app:app2"}, headers=APP1))
+    assert messages(await client.get(path, headers=bearer(by_app2))) == ["one"]
+
+
+async def test_a_read_token_of_a_public_queue_lasts_while_it_is_public(
+    client: httpx.AsyncClient,
+) -> None:
+    queue = await make_queue(client, type="public", principles="app:app1")
+    await post(client, queue, "one")
+    token = (await mint(client, queue, headers=APP2))["token"]  # app2 may read: public
+    path = f"/v1/app1/{queue}"
+    ok(await client.put(path, json={"type": "user"}, headers=APP1))
+    assert error(await client.get(path, headers=bearer(token)), 403) == DENIED
+
+
+async def test_partitions_may_be_one_json_number(client: httpx.AsyncClient) -> None:
+    """SPEC §1: in JSON, numbers may be integers or numeric strings."""
+    queue = await make_queue(client, partitions=3)
+    token = (await mint(client, queue, partitions=2))["token"]
+    path = f"/v1/app1/{queue}"
+    ok(await client.get(path, params={"partitions": "2"}, headers=bearer(token)))
+    assert error(await client.get(path, headers=bearer(token)), 403) == DENIED
+    refused = await mint(client, queue, status=400, partitions=4)
+    assert refused["error_msg"] == {"partitions": "4 is greater than maximum value 3"}
+    refused = await mint(client, queue, status=400, ttl=True)
+    assert refused["error_msg"] == {"ttl": '"true" is not a number'}

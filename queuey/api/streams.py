@@ -23,7 +23,7 @@ import msgspec
 from queuey.api.http import BodyWriter, Request, Response, StreamingResponse
 from queuey.api.routes import V1
 from queuey.api.routing import Route, route
-from queuey.core.access import expires_at, may_read, partitions_asked, token_partitions
+from queuey.core.access import accepted_until, may_read, partitions_asked, token_partitions
 from queuey.core.messages import message_info
 from queuey.core.streams import Message, Stream
 from queuey.core.waiters import Waiters
@@ -82,7 +82,7 @@ class StreamRoutes:
             request.header(b"last-event-id"),
             default,
         )
-        ends = expires_at(principals)
+        ends = accepted_until(principals)
 
         async def produce(out: BodyWriter) -> None:
             await self._run(opened, out, ends)

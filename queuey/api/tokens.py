@@ -14,7 +14,7 @@ import time
 from queuey.api.http import Request, Response, json_response
 from queuey.api.routes import V1
 from queuey.api.routing import Route, route
-from queuey.core.access import expires_at, may_consume, may_read, minters
+from queuey.core.access import expires_at, may_consume, may_read, minter_names, minters
 from queuey.core.errors import AccessDenied, InvalidToken
 from queuey.core.tokens import ScopedTokens, expiry, parse_request
 
@@ -47,7 +47,7 @@ class TokenRoutes:
         expires, expires_in = expiry(now, ttl, expires_at(own))
         if expires_in < 1:
             raise InvalidToken("The credential minting this token expires within a second.")
-        token = self.tokens.mint(queue, consume, partitions, expires)
+        token = self.tokens.mint(queue, consume, partitions, expires, minter_names(own))
         scope = ["read", "consume"] if consume else ["read"]
         answer = {"status": "ok", "token": token, "expires_in": expires_in, "scope": scope}
         return json_response(answer, 201)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from queuey.core.auth import Grant, Person, Principal, Principals
+from queuey.core.oidc import LEEWAY
 from queuey.core.validation import given, parse_integer
 from queuey.storage.base import Queue
 
@@ -45,13 +46,21 @@ def _listed(names: set[str], queue: Queue) -> bool:
 
 
 def _grants(principals: Principals, queue: Queue, consume: bool) -> list[Grant]:
-    """The scoped tokens of the request that hold ``queue`` (this incarnation) in the scope."""
+    """The scoped tokens of the request that hold ``queue`` (this incarnation) in the scope.
+
+    A token never grants more than its minter has (SPEC §8), now as when it was
+    minted: its minters must still hold the queue for its scope by the queue's
+    current rules (so changing ``principles`` revokes the tokens minted by
+    whoever it removes; a read token minted on a public queue lasts while the
+    queue is public or its minters may read it otherwise).
+    """
     return [
         g
         for g in principals
         if isinstance(g, Grant)
         and (g.app, g.queue, g.handle) == (queue.app, queue.name, queue.handle)
         and (g.consume or not consume)
+        and ((not g.consume and queue.settings.type == "public") or _listed(set(g.minters), queue))
     ]
 
 
@@ -107,6 +116,25 @@ def expires_at(principals: Principals) -> float | None:
     minted never outlives the person's JWT that minted it (SPEC §8).
     """
     ends = [p.expires for p in principals if isinstance(p, Person | Grant)]
+    return min(ends) if ends else None
+
+
+def minter_names(principals: Principals) -> list[str]:
+    """The names a token minted by ``principals`` carries (applications and people)."""
+    return sorted(_names(principals))
+
+
+def accepted_until(principals: Principals) -> float | None:
+    """When (Unix seconds) the server stops accepting the first of the caller's expiring
+    credentials: a scoped token at its exp, a person's JWT at its exp plus the leeway
+    it is verified with. None: never. A stream ends then (SPEC §7) — not earlier, or
+    a browser holding a JWT within its leeway would reconnect to a stream that ends at once.
+    """
+    ends = [
+        p.expires + (LEEWAY if isinstance(p, Person) else 0)
+        for p in principals
+        if isinstance(p, Person | Grant)
+    ]
     return min(ends) if ends else None
 
 

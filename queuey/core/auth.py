@@ -50,6 +50,8 @@ class Grant:
     consume: bool
     partitions: frozenset[int] | None
     expires: float
+    minters: frozenset[str] = frozenset()
+    """The names (``app:NAME``, ``bid:EMAIL``) of the credentials that minted it."""
 
 
 Principal = str | Person | Grant

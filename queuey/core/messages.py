@@ -259,7 +259,8 @@ class Messages:
         mechanism (``core.waiters``).
         """
         errors: v.Errors = {}
-        wait = v.integer(query.get("wait"), "wait", errors, 0, 0, MAX_WAIT)
+        # HEAD ignores ``wait`` (SPEC §3): not even checked, as streams ignore it.
+        wait = v.integer(query.get("wait"), "wait", errors, 0, 0, MAX_WAIT) if hold else 0
         limit = v.integer(query.get("limit"), "limit", errors, MAX_READ_LIMIT, 1, MAX_READ_LIMIT)
         order = v.choice(query.get("order"), "order", errors, "ascending", ORDERS)
         descending = order == "descending"

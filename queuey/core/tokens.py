@@ -6,7 +6,11 @@ verifies (rotation: put the new secret first, drop the old one once the
 tokens it signed have expired). Its claims name the application, the queue,
 the queue's incarnation (``Queue.handle``: a queue deleted and created again
 does not honour the old one's tokens), the scope, the partitions (absent:
-all, including ones added later) and the expiry, checked with no leeway.
+all, including ones added later), the minter's names (``by``: its applications
+and people; a token works only while they still hold the rights it grants,
+so changing a queue's ``principles`` revokes the tokens its former readers
+minted) and the expiry — to the millisecond, so a token of ``ttl`` seconds
+ends ``ttl`` seconds after it was minted, checked with no leeway.
 Tokens are signed, not encrypted: their holder can read these claims.
 """
 
@@ -50,9 +54,14 @@ class ScopedTokens:
         return bool(self._keys)
 
     def mint(
-        self, queue: Queue, consume: bool, partitions: Collection[int] | None, expires: float
+        self,
+        queue: Queue,
+        consume: bool,
+        partitions: Collection[int] | None,
+        expires: float,
+        by: Collection[str],
     ) -> str:
-        """A token for ``queue`` until ``expires`` (Unix seconds, a whole number)."""
+        """A token for ``queue`` until ``expires`` (Unix seconds), minted by the names ``by``."""
         if not self._keys:
             raise AccessDenied("No token_secret is configured ([auth] token_secret).")
         claims: dict[str, Any] = {
@@ -62,7 +71,8 @@ class ScopedTokens:
             "inc": queue.handle,
             "scope": "consume" if consume else "read",
             "iat": int(self._clock()),
-            "exp": int(expires),
+            "exp": round(expires, 3),
+            "by": sorted(by),
         }
         if partitions is not None:
             claims["partitions"] = sorted(partitions)
@@ -80,18 +90,19 @@ class ScopedTokens:
                     key,
                     algorithms=[ALGORITHM],
                     issuer=ISSUER,
-                    leeway=0,
-                    options={"require": ["exp", "iss"], "verify_iat": False},
+                    # exp is checked here: PyJWT reads it as a whole second (int()),
+                    # which would end a token up to a second early; and it accepts
+                    # an exp equal to now, where a token is over at its exp.
+                    options={"require": ["exp", "iss"], "verify_iat": False, "verify_exp": False},
                 )
             except jwt.InvalidSignatureError:
                 continue  # signed with another of the secrets, or tampered with
-            except jwt.ExpiredSignatureError:
-                expired = True
-                break
             except jwt.PyJWTError as exc:
                 raise InvalidToken(f"The scoped token is not valid: {exc}.") from None
-            # PyJWT accepts an exp equal to now; a token is over at its exp.
-            if self._clock() >= float(claims["exp"]):
+            exp = claims["exp"]
+            if not isinstance(exp, int | float) or isinstance(exp, bool):
+                raise InvalidToken("The scoped token's exp is not a number.")
+            if self._clock() >= exp:
                 expired = True
                 break
             return _grant(claims)
@@ -102,9 +113,11 @@ class ScopedTokens:
 
 def _grant(claims: Mapping[str, Any]) -> Grant:
     app, queue, handle = claims.get("app"), claims.get("queue"), claims.get("inc")
-    scope, partitions = claims.get("scope"), claims.get("partitions")
+    scope, partitions, by = claims.get("scope"), claims.get("partitions"), claims.get("by")
     valid = (
         all(isinstance(x, str) for x in (app, queue, handle))
+        and isinstance(by, list)
+        and all(isinstance(name, str) for name in by)
         and scope in SCOPES
         and (
             partitions is None
@@ -120,6 +133,7 @@ def _grant(claims: Mapping[str, Any]) -> Grant:
         consume=scope == "consume",
         partitions=None if partitions is None else frozenset(partitions),
         expires=float(claims["exp"]),
+        minters=frozenset(str(name) for name in by or ()),
     )
 
 
@@ -155,6 +169,8 @@ def parse_request(
 def _partitions(value: Any, errors: v.Errors, queue: Queue) -> frozenset[int] | None:
     if not v.given(value) or value == []:
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]  # one partition as a JSON number (SPEC §1: numbers or numeric strings)
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list):
         errors["partitions"] = "must be a list of partitions or a comma-separated string"
@@ -172,10 +188,11 @@ def _partitions(value: Any, errors: v.Errors, queue: Queue) -> frozenset[int] | 
     return frozenset(found)
 
 
-def expiry(now: float, ttl: int, cap: float | None) -> tuple[int, int]:
-    """The ``exp`` of a new token (a whole second, at least ``ttl`` away unless capped by the
-    minting credential's own end, ``cap``) and its ``expires_in``, whole seconds."""
-    expires = math.ceil(now) + ttl
+def expiry(now: float, ttl: int, cap: float | None) -> tuple[float, int]:
+    """The ``exp`` of a new token (``ttl`` seconds from ``now``, unless the minting
+    credential's own end, ``cap``, comes first) and its ``expires_in``, whole seconds
+    (rounded down: the token never lives less than it says)."""
+    expires = now + ttl
     if cap is not None:
-        expires = min(expires, math.floor(cap))
-    return expires, max(0, math.floor(expires - now))
+        expires = min(expires, cap)
+    return expires, max(0, math.floor(round(expires - now, 3)))

@@ -44,6 +44,8 @@ def clipped(text: str, most: int = 100) -> str:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):  # a JSON true/false, shown as it was sent, not as Python's
+        return "true" if value else "false"
     return clipped(value if isinstance(value, str) else str(value))
 
 
