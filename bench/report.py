@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.profiling import Profile
+from queuey.storage import window as w
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,8 @@ class Report:
                 "What groups hold, read from the SQLite file with sqlite3 after the runs: rows,"
                 " the windows' bytes (`sum(length(window))`), and in them the records of"
                 " messages leased after each window's start and the receipts remembered behind"
-                " it (so that a retried acknowledgement succeeds, for an hour, at most 10,000"
-                " a window).",
+                f" it (so that a retried acknowledgement succeeds, for {w.RECENT_MS // 60_000}"
+                f" minutes, at most {w.RECENT_MAX:,} a window).",
                 "",
                 "| groups | rows in `groups` | rows in `group_windows` | window bytes | records"
                 " | remembered receipts | file growth |",

@@ -194,7 +194,10 @@ class Bench(Harness):
                     " of the group in the one SQLite writer thread, and they grow with the"
                     " receipts remembered for retried acks:"
                     f" {window_bytes / 4 / 1000:,.0f} kB a partition after the runs"
-                    " (see Consumer groups)")  # fmt: skip
+                    " (see Consumer groups); and every claim scans the partition from the"
+                    " window's start past every message still leased (up to 100 for each"
+                    " of wrk's connections), so its cost grows with the leases in"
+                    " flight")  # fmt: skip
         self.target("claims at half the maximum claim-and-ack rate: p99", "<= 10 ms",
                     f"{half.p99:.2f} ms (p50 {half.p50:.2f} ms at {half.rps:,.0f} req/s)",
                     half.p99 <= 10, half, latency=True)  # fmt: skip
