@@ -263,3 +263,42 @@ def test_open_streams_and_held_reads_are_summed_across_workers(
     for holder in holders:
         holder.join(BOUND)
     assert all(len(r.wait_for(1)) == 1 for r in readers)
+
+
+def test_a_held_read_ends_when_its_client_leaves(tmp_path: Path, serve: type[Server]) -> None:
+    """A client gone mid-wait releases its held read at once, not after ``wait`` seconds."""
+    server = serve(config(tmp_path)).start()
+    httpx.post(f"{server.url}/v1/app1", json={"queue_name": "g"}, headers=APP1).raise_for_status()
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        "GET /v1/app1/g?wait=50 HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: {APP1['Authorization']}\r\n\r\n"
+    ).encode()
+    clients = []
+    for _ in range(5):
+        sock = socket.create_connection((host, int(port)), timeout=BOUND)
+        sock.sendall(request)
+        clients.append(sock)
+
+    def held() -> str:
+        text = httpx.get(f"{server.url}/__metrics__").text
+        return next(line for line in text.splitlines() if line.startswith("queuey_held_reads "))
+
+    deadline = time.monotonic() + BOUND
+    while held() != "queuey_held_reads 5.0":
+        assert time.monotonic() < deadline, held()
+        time.sleep(0.2)
+    for sock in clients:
+        sock.close()
+    deadline = time.monotonic() + BOUND  # the gauge is sampled every second
+    while held() != "queuey_held_reads 0.0":
+        assert time.monotonic() < deadline, held()
+        time.sleep(0.2)
+    # The server still answers a held read normally.
+    post_later = threading.Timer(0.5, post, (server.url, "g", "late"))
+    post_later.start()
+    response = httpx.get(
+        f"{server.url}/v1/app1/g", params={"wait": "20"}, headers=APP1, timeout=BOUND + 20
+    )
+    post_later.join()
+    assert [m["body"] for m in response.json()["messages"]] == ["late"]

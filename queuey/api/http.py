@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
 from queuey.core.errors import RequestTimeout
+
+T = TypeVar("T")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -359,6 +361,29 @@ class StreamingResponse(Response):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_SECONDS):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def unless_gone(receive: Receive, work: Awaitable[T]) -> T:
+    """``work``'s result, unless the client goes away first: then ``work`` is cancelled
+    and :class:`ClientDisconnected` raised (a held read must not outlive its client:
+    it holds a waiter, counted in the metrics, until its ``wait`` ends).
+
+    Only for requests whose body has been read (or that have none): the
+    client's leaving is heard as ``http.disconnect`` from ``receive``.
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, gone):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if not task.cancelled() and task.done():
+        return task.result()
+    raise ClientDisconnected()
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from queuey.api.clients import ClientAddress
-from queuey.api.http import OK, BodyTooLarge, Request, Response, json_response
+from queuey.api.http import OK, BodyTooLarge, Request, Response, json_response, unless_gone
 from queuey.api.metrics import Metrics
 from queuey.api.observe import CALLER
 from queuey.api.routing import Route, route
@@ -215,7 +215,12 @@ class V1:
         asked = partitions_asked(request.query.get("partitions"), default=(1,))
         self.grant(request, may_read(principals, queue, asked))
         # HEAD ignores ``wait``: it answers headers only, at once.
-        messages = await self.messages.read(queue, request.query, hold=request.method != "HEAD")
+        hold = request.method != "HEAD"
+        read = self.messages.read(queue, request.query, hold=hold)
+        if hold and request.query.get("wait", "").strip("0 +") != "":
+            messages = await unless_gone(request.receive, read)  # a held read ends with its client
+        else:
+            messages = await read
         self.count("read", queue.app, len(messages))
         return json_response({"status": "ok", "messages": messages})
 
