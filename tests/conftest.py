@@ -105,14 +105,21 @@ async def storage(settings: Settings) -> AsyncIterator[Storage]:
         await store.close()
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app over in-process HTTP (httpx over ASGI), with its lifespan running."""
+@contextlib.asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app of ``settings`` over in-process HTTP (httpx over ASGI), its lifespan running."""
     app = create_app(settings)
     async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
             yield c
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over in-process HTTP (httpx over ASGI), with its lifespan running."""
+    async with connect(settings) as c:
+        yield c
 
 
 async def make_queue(client: httpx.AsyncClient, **fields: object) -> str:

@@ -12,11 +12,10 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from queuey.api.app import create_app
 from queuey.client.sse import EventParser
 from queuey.config import Settings
 from tests.api_support import error
-from tests.conftest import APP1, make_queue
+from tests.conftest import APP1, connect, make_queue
 
 #: SPEC: answered within 1 s of the message becoming readable; checked generously.
 BOUND = 5.0
@@ -148,16 +147,7 @@ async def test_a_write_through_another_node_answers_held_reads_and_streams(
     settle = 1.0
     tuned = dataclasses.replace(settings, storage_settle_weak=settle, stream_max_seconds=8.0)
     async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(2):
-            app = create_app(tuned)
-            await stack.enter_async_context(app.lifespan())
-            transport = httpx.ASGITransport(app=app)
-            clients.append(
-                await stack.enter_async_context(
-                    httpx.AsyncClient(transport=transport, base_url="http://queuey.test")
-                )
-            )
+        clients = [await stack.enter_async_context(connect(tuned)) for _ in range(2)]
         one, other = clients
         name = await make_queue(one, consistency="weak")
         url = f"/v1/app1/{name}"
@@ -200,16 +190,7 @@ async def test_an_overwrite_of_a_future_id_does_not_hide_other_nodes_posts(
     """A PUT's ids are the caller's: one far in the future, written through the node that
     holds a read, must not make that node take the next mark moves for its own writes."""
     async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(2):
-            app = create_app(settings)
-            await stack.enter_async_context(app.lifespan())
-            transport = httpx.ASGITransport(app=app)
-            clients.append(
-                await stack.enter_async_context(
-                    httpx.AsyncClient(transport=transport, base_url="http://queuey.test")
-                )
-            )
+        clients = [await stack.enter_async_context(connect(settings)) for _ in range(2)]
         here, there = clients
         name = await make_queue(here, partitions=2)
         url = f"/v1/app1/{name}"

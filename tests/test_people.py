@@ -9,7 +9,6 @@ The API tests run on every backend; the key cache's timing rules are tested on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -24,7 +23,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from queuey.api.app import create_app
 from queuey.config import ConfigError, Settings, load
 from queuey.core import oidc
 from queuey.core.auth import Person
@@ -33,7 +31,7 @@ from queuey.core.errors import InvalidToken
 from queuey.core.oidc import People
 from queuey.core.tokens import ScopedTokens
 from tests.api_support import error, ok, post
-from tests.conftest import APP1, free_port, make_queue
+from tests.conftest import APP1, connect, free_port, make_queue
 from tests.oidc_support import AUDIENCE, EMAIL, Issuer, bearer, ec_key, running_issuer
 from tests.test_api_groups import act, create_group, url
 
@@ -44,16 +42,6 @@ PERSON = "bid:alice@example.com"
 @pytest.fixture
 def issuer() -> Iterator[Issuer]:
     yield from running_issuer()
-
-
-@contextlib.asynccontextmanager
-async def connect(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app of ``settings`` over in-process HTTP, its lifespan running."""
-    app = create_app(settings)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
-            yield c
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from queuey.api.app import create_app
 from queuey.client.sse import EventParser
 from queuey.config import ApplicationLimits, Settings
 from tests.api_support import error
-from tests.conftest import ALLOWED_ORIGIN, APP1, make_queue
+from tests.conftest import ALLOWED_ORIGIN, APP1, connect, make_queue
 
 #: How long the in-process streams last.
 SECONDS = 2.0
@@ -31,11 +30,8 @@ SECONDS = 2.0
 async def streaming(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app over in-process HTTP, its streams ending after ``SECONDS``."""
     tuned = dataclasses.replace(settings, stream_max_seconds=SECONDS, stream_heartbeat=0.5)
-    app = create_app(tuned)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
-            yield c
+    async with connect(tuned) as c:
+        yield c
 
 
 def events(response: httpx.Response) -> list[tuple[str | None, dict[str, object]]]:
@@ -219,25 +215,22 @@ async def test_a_scoped_token_streams_its_partitions_until_it_expires(settings: 
     tuned = dataclasses.replace(
         settings, token_secret=("stream secret",), stream_max_seconds=30.0, stream_heartbeat=0
     )
-    app = create_app(tuned)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
-            name = await make_queue(c, partitions=3)
-            minted = await c.post(
-                f"/v1/app1/{name}/tokens", json={"ttl": 2, "partitions": [2, 3]}, headers=APP1
-            )
-            token = minted.json()["token"]
-            first = await post(c, name, "one", 1)
-            await post(c, name, "two", 2)
-            await post(c, name, "three", 3)
-            url = f"/v1/app1/{name}/stream"
-            denied = await c.get(url, params={"access_token": token, "partitions": "1"})
-            assert "AccessDenied" in error(denied, 403)
-            started = time.monotonic()
-            response = await c.get(url, params={"access_token": token, "since": first})
-            assert time.monotonic() - started < 10
-            assert bodies(events(response)) == ["two", "three"]
+    async with connect(tuned) as c:
+        name = await make_queue(c, partitions=3)
+        minted = await c.post(
+            f"/v1/app1/{name}/tokens", json={"ttl": 2, "partitions": [2, 3]}, headers=APP1
+        )
+        token = minted.json()["token"]
+        first = await post(c, name, "one", 1)
+        await post(c, name, "two", 2)
+        await post(c, name, "three", 3)
+        url = f"/v1/app1/{name}/stream"
+        denied = await c.get(url, params={"access_token": token, "partitions": "1"})
+        assert "AccessDenied" in error(denied, 403)
+        started = time.monotonic()
+        response = await c.get(url, params={"access_token": token, "since": first})
+        assert time.monotonic() - started < 10
+        assert bodies(events(response)) == ["two", "three"]
 
 
 async def test_a_stream_counts_as_one_request_for_rate_limits(settings: Settings) -> None:
@@ -245,14 +238,11 @@ async def test_a_stream_counts_as_one_request_for_rate_limits(settings: Settings
     long), one read; then the next stream is refused 429 as JSON, before any event."""
     limits = MappingProxyType({"app1": ApplicationLimits(requests_per_second=0.01, burst=4)})
     tuned = dataclasses.replace(settings, applications=limits, stream_max_seconds=1.0)
-    app = create_app(tuned)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
-            name = await make_queue(c)
-            first = await post(c, name, "m")
-            streamed = await c.get(f"/v1/app1/{name}/stream", params={"since": first}, headers=APP1)
-            assert bodies(events(streamed)) == ["m"]
-            assert (await c.get(f"/v1/app1/{name}", headers=APP1)).status_code == 200
-            refused = await c.get(f"/v1/app1/{name}/stream", headers=APP1)
-            assert "TooManyRequests" in error(refused, 429)
+    async with connect(tuned) as c:
+        name = await make_queue(c)
+        first = await post(c, name, "m")
+        streamed = await c.get(f"/v1/app1/{name}/stream", params={"since": first}, headers=APP1)
+        assert bodies(events(streamed)) == ["m"]
+        assert (await c.get(f"/v1/app1/{name}", headers=APP1)).status_code == 200
+        refused = await c.get(f"/v1/app1/{name}/stream", headers=APP1)
+        assert "TooManyRequests" in error(refused, 429)

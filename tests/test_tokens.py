@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import re
 import time
@@ -19,11 +18,19 @@ from typing import Any
 import httpx
 import pytest
 
-from queuey.api.app import create_app
 from queuey.client import Client
 from queuey.config import Settings
 from tests.api_support import JSON_TYPE, error, ok, post
-from tests.conftest import ALLOWED_ORIGIN, APP1, APP2, Server, auth, make_queue, write_config
+from tests.conftest import (
+    ALLOWED_ORIGIN,
+    APP1,
+    APP2,
+    Server,
+    auth,
+    connect,
+    make_queue,
+    write_config,
+)
 from tests.oidc_support import Issuer, bearer, running_issuer
 from tests.test_api_groups import act, create_group, url
 
@@ -32,15 +39,6 @@ SECRET = "first secret"
 PERSON = "bid:alice@example.com"
 #: URL-safe, and never ";" or "," (SPEC §8: it travels in headers and query strings).
 TOKEN = re.compile(r"[A-Za-z0-9_.~-]+")
-
-
-@contextlib.asynccontextmanager
-async def connect(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queuey.test") as c:
-            yield c
 
 
 @pytest.fixture
