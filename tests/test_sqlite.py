@@ -9,12 +9,17 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from queuey.storage import keys as keys_module
 from queuey.storage import open_storage
+from queuey.storage import window as w
 from queuey.storage.base import NewMessage, QueueSettings, StoreUnavailable
+from queuey.storage.groups import Group, GroupSettings
+from queuey.storage.keys import MessageKey
 from queuey.storage.sqlite import SQLiteStorage
+from queuey.storage.sqlite import groups as group_sql
 from queuey.storage.sqlite.connections import connect
 from queuey.storage.sqlite.schema import MIGRATIONS, migrate
 from queuey.storage.sqlite.writer import Job, Txn, Writer
@@ -273,3 +278,120 @@ async def test_purge_reclaims_expired_keys_and_those_of_deleted_queues(tmp_path:
         assert await store.count_messages(kept) == 5
     finally:
         await store.close()
+
+
+# -- consumer groups: the writer's window cache and the frontier (sqlite/groups.py) ------
+
+
+async def _group(store: SQLiteStorage, count: int) -> tuple[Group, list[MessageKey]]:
+    queue, _ = await store.create_queue("app", "g", QueueSettings(consistency="weak"))
+    group, _ = await store.create_group(queue, "g", GroupSettings(), "earliest")
+    posted = await store.post_messages(queue, [msg(f"m{i}") for i in range(count)])
+    return group, [p.key for p in posted]
+
+
+async def test_a_rolled_back_claim_is_not_taken_from_the_window_cache(store: SQLiteStorage) -> None:
+    """A claim whose transaction rolls back leaves its window changed in the writer's
+    cache; the next claim must read the row (its nonce differs), not lease after it."""
+    group, keys = await _group(store, 6)
+    first = await store.claim(group, [1], 2, None, 10_000)
+    assert [d.message.key for d in first] == keys[:2]
+
+    def claim_then_fail(conn: sqlite3.Connection, txn: Txn) -> None:
+        leased = group_sql.claim(conn, store._windows, txn, b"t" * 8, group, [1], 2, None, 10_000)
+        assert [d.message.key for d in leased] == keys[2:4]
+        raise RuntimeError("a bug after the claim wrote")
+
+    with pytest.raises(StoreUnavailable):
+        await store._writer.submit(claim_then_fail, durable=False)
+    again = await store.claim(group, [1], 2, None, 10_000)
+    assert [d.message.key for d in again] == keys[2:4]
+    report = await store.report(group)
+    assert report.counters.delivered == 4
+
+
+async def test_a_window_changed_by_another_process_is_read_from_the_file(tmp_path: Path) -> None:
+    """Two stores on one file (two processes): each one's cached window is stale once the
+    other writes; claims and acks alternate and every message is leased once."""
+    one = SQLiteStorage(tmp_path / "q.db")
+    two = SQLiteStorage(tmp_path / "q.db")
+    await one.start()
+    await two.start()
+    try:
+        group, keys = await _group(one, 12)
+        leased: list[MessageKey] = []
+        for turn in range(6):
+            store = (one, two)[turn % 2]
+            found = await store.claim(group, [1], 2, None, 10_000)
+            leased += [d.message.key for d in found]
+            if turn % 3 == 0:  # the other store acknowledges, changing the window under it
+                other = (two, one)[turn % 2]
+                settled = await other.settle(group, "ack", [d.receipt for d in found], 0)
+                assert settled.lost == []
+        assert leased == keys
+        report = await two.report(group)
+        assert (report.counters.delivered, report.counters.acknowledged) == (12, 4)
+        assert report.partitions[0].in_flight == 8
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_put_behind_the_frontier_through_another_process_is_claimed(
+    tmp_path: Path,
+) -> None:
+    """PUT by id through another store creates a message behind the leases in flight;
+    the next claim, from a cached window, still finds it (oldest first)."""
+    one = SQLiteStorage(tmp_path / "q.db")
+    two = SQLiteStorage(tmp_path / "q.db")
+    await one.start()
+    await two.start()
+    try:
+        group, keys = await _group(one, 4)
+        first = await one.claim(group, [1], 3, None, 10_000)
+        assert [d.message.key for d in first] == keys[:3]
+        behind = MessageKey(keys[1].ts, keys[1].tail[:7] + b"\xff")  # between keys 1 and 2
+        assert keys[1] < behind < keys[2]
+        await two.put_messages(group.queue, [(1, behind)], "put", "text/plain", 60)
+        found = await one.claim(group, [1], 10, None, 10_000)
+        assert [d.message.key for d in found] == [behind, keys[3]]
+        assert [d.message.body for d in found] == ["put", "m3"]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_windows_of_schema_4_are_kept_by_migration_5(tmp_path: Path) -> None:
+    """A file whose windows were written before the frontier (schema 4) keeps its groups'
+    places and leases: the migration copies the rows, the old windows decode."""
+    store = SQLiteStorage(tmp_path / "q.db")
+    await store.start()
+    group, keys = await _group(store, 5)
+    leased = await store.claim(group, [1], 2, None, 10_000)
+    await store.settle(group, "ack", [leased[0].receipt], 0)
+    await store.close()
+    with sqlite3.connect(tmp_path / "q.db") as conn:  # back to schema 4, old-shaped windows
+        (blob,) = conn.execute("SELECT window FROM group_windows").fetchone()
+        old = w.load(blob)
+        old_shape = msgspec.msgpack.encode(
+            msgspec.to_builtins(old, builtin_types=(bytes,))[:-2]
+        )  # no frontier fields
+        conn.executescript(
+            "DROP TABLE group_windows; CREATE TABLE group_windows (gid INTEGER NOT NULL,"
+            " partition INTEGER NOT NULL, window BLOB NOT NULL, PRIMARY KEY (gid, partition))"
+            " WITHOUT ROWID; DELETE FROM schema_version WHERE version = 5;"
+        )
+        conn.execute("INSERT INTO group_windows VALUES (?, 1, ?)", (int(group.handle), old_shape))
+    reopened = SQLiteStorage(tmp_path / "q.db")
+    await reopened.start()
+    try:
+        again = await reopened.get_group(group.queue, "g")
+        assert again is not None
+        found = await reopened.claim(again, [1], 10, None, 10_000)
+        assert [d.message.key for d in found] == keys[2:]  # keys[1] still leased
+        settled = await reopened.settle(again, "ack", [leased[1].receipt], 0)
+        assert settled.lost == []
+        report = await reopened.report(again)
+        assert (report.counters.delivered, report.counters.acknowledged) == (5, 2)
+    finally:
+        await reopened.close()

@@ -310,3 +310,124 @@ def test_at_most_once_counts_each_landed_lease_once_under_lagging_reads_and_unkn
     final = w.load(lineage.read()[1])
     assert final.counters.acknowledged == final.counters.delivered == len(landed)
     assert set(answered) <= set(landed) and len(answered) == len(set(answered))
+
+
+class Partition:
+    """One partition's stored messages as SQLite keeps them: keys, each with its expiry."""
+
+    def __init__(self) -> None:
+        self.expiry: dict[MessageKey, int] = {}
+
+    def scan(self, since: MessageKey | None, size: int, now: int) -> tuple[list, list]:
+        """(unexpired, expired) keys at or after ``since``, ascending, ``size`` at most."""
+        keys = sorted(k for k in self.expiry if since is None or k >= since)[:size]
+        return [k for k in keys if self.expiry[k] > now], [k for k in keys if self.expiry[k] <= now]
+
+
+def frontier_run(seed: int, guarantee: str, mortal: bool) -> None:
+    """Feed two windows the same operations: ``fast`` claims from its frontier, ``slow``
+    scans from its start every time. Operations: posts (new keys after all others), PUT by
+    id behind them (the frontier lowered as sqlite/groups.py does), deletions, acks,
+    releases with and without a delay, extensions, leases that end, a cap on leases in
+    flight, max_deliveries, ordered groups, and seeks.
+
+    Without ``mortal`` no leased message expires or is deleted, and both lease the same
+    messages with the same receipts and end with the same window. With it, a lease whose
+    message vanished is noticed later from the frontier (when the lease ends) than from
+    the start (at the next claim), so only the rules are checked: a claim leases stored,
+    unexpired messages, never one under another live lease, and counts each lease.
+    """
+    rng = random.Random(seed)
+    r = rules(
+        guarantee,
+        lease_ms=rng.choice([50, 200]),
+        max_deliveries=rng.choice([0, 0, 3]),
+        ordered=rng.random() < 0.2,
+        max_in_flight=rng.choice([8, 100]),
+    )
+    stored = Partition()
+    fast, slow = w.load(None), w.load(None)
+    receipts: list[w.Receipt] = []
+    live: dict[MessageKey, int] = {}  # fast's leases: key -> until
+    handed = 0
+    ts = 1000
+    now = 0
+    for _ in range(300):
+        now += rng.randrange(0, 30)
+        op = rng.random()
+        if op < 0.25:  # post
+            for _ in range(rng.randint(1, 4)):
+                ts += rng.randint(1, 3)
+                ttl = rng.choice([100_000, 100_000, 400]) if mortal else 100_000
+                stored.expiry[MessageKey(ts, bytes(8))] = now + ttl
+        elif op < 0.3 and stored.expiry:  # PUT by id: a new key between stored ones
+            key = MessageKey(rng.randint(1000, ts), bytes([1, *range(7)]))
+            if key not in stored.expiry:
+                stored.expiry[key] = now + 100_000
+                w.lower(fast, key)
+        elif op < 0.35:  # delete messages (never leased ones only, unless mortal)
+            recorded = {(x.ts, x.tail) for x in [*fast.records, *slow.records]}
+            for key in rng.sample(sorted(stored.expiry), min(2, len(stored.expiry))):
+                behind = fast.start is not None and key < fast.start
+                if mortal or not (behind or key in recorded):
+                    del stored.expiry[key]
+        elif op < 0.7:  # claim
+            limit = rng.randint(1, 6)
+            since = w.scan_from(fast, now)
+            alive, gone = stored.scan(since, w.scan_size(fast, limit, since), now)
+            got, _ = w.claim(fast, 1, alive, r, now, limit, None, gone, frontier=True)
+            for c in got:
+                assert stored.expiry.get(c.key, 0) > now, "leased a message not stored"
+                assert live.get(c.key, 0) <= now, "leased while another lease is live"
+                if guarantee != "at_most_once":
+                    live[c.key] = now + r.lease_ms
+            handed += len(got)
+            alive, gone = stored.scan(slow.start, w.scan_size(slow, limit), now)
+            other, _ = w.claim(slow, 1, alive, r, now, limit, None, gone)
+            if not mortal:
+                assert got == other
+            receipts += [c.receipt for c in got]
+        elif op < 0.95 and receipts:  # settle some
+            chosen = rng.sample(receipts, min(len(receipts), rng.randint(1, 4)))
+            action = rng.choice(["ack", "ack", "release", "extend"])
+            seconds = rng.choice([0, 0, 1])
+            one = w.settle(fast, chosen, r, now, action, seconds)
+            for receipt in one[0]:
+                if action != "extend":
+                    live.pop(receipt.key, None)
+                else:
+                    live[receipt.key] = now + seconds * 1000
+            two = w.settle(slow, chosen, r, now, action, seconds)
+            if not mortal:
+                assert one == two
+            receipts = [c for c in receipts if c not in chosen or rng.random() < 0.3]
+        elif op > 0.98:  # seek back to the beginning
+            w.seek(fast, None)
+            w.seek(slow, None)
+            receipts, live = [], {}
+        if not mortal:
+            assert (fast.start, fast.next_token) == (slow.start, slow.next_token)
+    assert fast.counters.delivered == handed
+    for window in (fast, slow):  # as a state read does: from the start
+        alive, gone = stored.scan(window.start, w.scan_size(window, 0), now)
+        w.tidy(window, alive, r, now, gone)
+    if not mortal:
+        assert fast.counters == slow.counters
+        assert fast.records == slow.records
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once", "at_most_once"])
+def test_claims_from_the_frontier_lease_what_claims_from_the_start_do(
+    seed: int, guarantee: str
+) -> None:
+    """The frontier (SQLite) is only a shortcut: see :func:`frontier_run`."""
+    frontier_run(seed, guarantee, mortal=False)
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once", "at_most_once"])
+def test_claims_from_the_frontier_keep_the_rules_when_leased_messages_vanish(
+    seed: int, guarantee: str
+) -> None:
+    frontier_run(seed, guarantee, mortal=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from typing import Any
 
@@ -36,7 +35,9 @@ class Foreign(Exception):
 
 
 def _sign(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()[:_SIGNATURE]
+    # hmac.digest: OpenSSL's one-shot HMAC, the same value as hmac.new(...).digest() at a
+    # fifth of the cost (a claim of 100 signs 100 receipts, their ack checks 100).
+    return hmac.digest(secret, payload, "sha256")[:_SIGNATURE]
 
 
 def encode(secret: bytes, group: Group, receipt: Receipt) -> str:

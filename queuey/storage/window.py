@@ -16,11 +16,24 @@ costs a few records however long the queue. ``epoch`` grows on every seek:
 receipts of an earlier epoch are lost. ``recent`` remembers, for ten minutes, the
 receipts accepted for messages already behind ``start``, so that a retried
 acknowledgement succeeds again.
+
+The **frontier** (SQLite; Cassandra rescans from ``start``, as rows land late
+there): every message stored in [``start``, ``frontier``) has a record, so a
+claim needs to scan only from the frontier — the messages after every lease
+in flight — and judges the records before it from memory. Otherwise each
+claim would scan, and each window hold, the whole run of leases in flight
+before finding a new message. A claim scans from ``start`` again when a
+record before the frontier is available (its lease ended, its release delay
+passed): whether its message is still stored is only known by reading it.
+A backend that can store a message behind the frontier (SQLite: PUT by id)
+lowers it (:func:`lower`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bisect
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import msgspec
@@ -68,18 +81,32 @@ class Window(msgspec.Struct, array_like=True):
     recent: list[tuple[int, bytes, int, int]] = msgspec.field(default_factory=list)
     """(ts, tail, token, accepted at ms) of receipts accepted behind ``start``."""
     counters: Counters = msgspec.field(default_factory=Counters)
+    frontier_ts: int | None = None
+    frontier_tail: bytes = b""
+    """None: not known, scan from ``start``."""
 
     @property
     def start(self) -> MessageKey | None:
         return None if self.start_ts is None else MessageKey(self.start_ts, self.start_tail)
 
+    @property
+    def frontier(self) -> MessageKey | None:
+        if self.frontier_ts is None:
+            return None
+        return MessageKey(self.frontier_ts, self.frontier_tail)
+
+    def reach(self, key: MessageKey | None) -> None:
+        self.frontier_ts, self.frontier_tail = (None, b"") if key is None else key
+
     def begin_at(self, key: MessageKey | None) -> None:
         self.start_ts, self.start_tail = (None, b"") if key is None else key
 
-    def find(self, key: MessageKey) -> Record | None:
-        for record in self.records:
-            if record.ts == key.ts and record.tail == key.tail:
-                return record
+    def find(self, key: tuple[int, bytes]) -> Record | None:
+        """The record of ``key`` (``records`` are in key order)."""
+        records = self.records
+        i = bisect.bisect_left(records, key, key=_order)
+        if i < len(records) and records[i].ts == key[0] and records[i].tail == key[1]:
+            return records[i]
         return None
 
 
@@ -163,65 +190,85 @@ def claim(
     limit: int,
     consumer: str | None,
     expired: Sequence[MessageKey] = (),
+    frontier: bool = False,
 ) -> tuple[list[Claimed], list[MessageKey]]:
     """Lease up to ``limit`` available messages, oldest first.
 
-    ``scanned``: the keys of the partition's unexpired messages at or after
-    ``start``, ascending, as many as ``scan_size`` asks for; ``expired``: the
-    keys of expired ones still stored in that range (counted once, then done).
-    Returns what was leased and the keys that reached ``max_deliveries`` (to
-    dead-letter or drop: the caller decides which, and counts it with :func:`dead`).
+    ``scanned``: the keys of the partition's unexpired messages from where the
+    scan began, ascending, as many as :func:`scan_size` asks for; ``expired``:
+    the keys of expired ones still stored in that range (counted once, then
+    done). The scan begins at ``start``, or with ``frontier`` at
+    :func:`scan_from` (which also keeps the frontier). Returns what was leased
+    and the keys that reached ``max_deliveries`` (to dead-letter or drop: the
+    caller decides which, and counts it with :func:`dead`).
 
     Each message is leased and counted at most once: a key scanned twice is one
-    key, and a key behind ``start`` (done: its record is gone) is left out —
-    else ``start`` would move back to it and it would be leased and counted again.
+    key, and a key behind where the scan began is left out — behind ``start``
+    (done: its record is gone) it would move ``start`` back and be leased and
+    counted again; behind the frontier its record says what it is.
+
+    ``window.records`` are kept in key order (every function here leaves them
+    so), which lets a claim from the frontier touch only what lies after it.
     """
-    start = window.start
-    scanned = sorted({k for k in scanned if start is None or k >= start})
-    expired = sorted(set(expired))
-    _forget_vanished(window, sorted([*scanned, *expired]))
+    since = scan_from(window, now) if frontier else window.start
+    scanned = sorted({k for k in scanned if since is None or k >= since})
+    expired = sorted({k for k in expired if since is None or k >= since})
+    _forget_vanished(window, sorted([*scanned, *expired]), since)
+    records = window.records
+    first = 0 if since is None else _before(records, since)
+    by_key = {(r.ts, r.tail): r for r in records[first:]}  # records behind ``since`` are settled
+    appended: list[Record] = []
     for key in expired:
-        if start is not None and key < start:
-            continue  # behind the start: done already
-        found = window.find(key)
+        found = by_key.get(key)
         if found is None:
-            window.records.append(Record(key.ts, key.tail, EXPIRED, 0, 0, 0))
+            found = by_key[key] = Record(key.ts, key.tail, EXPIRED, 0, 0, 0)
+            appended.append(found)
         elif found.state in DONE:
             continue
         else:
             found.state = EXPIRED
         window.counters.expired += 1
-    by_key = {(r.ts, r.tail): r for r in window.records}
-    if rules.ordered and any(_live(r, now) for r in window.records):
-        _advance(window, scanned, now)
-        return [], []
-    in_flight = sum(r.state == LEASED and r.until > now for r in window.records)
     leased: list[Claimed] = []
     doomed: list[MessageKey] = []
-    for key in scanned:
-        record = by_key.get((key.ts, key.tail))
-        if record is not None and (record.state in DONE or _live(record, now)):
-            continue
-        if (
-            record is not None
-            and rules.max_deliveries
-            and record.deliveries >= rules.max_deliveries
-        ):
-            record.state = DEAD  # its last lease ended: out of the group, also when not claiming
-            doomed.append(key)
-            continue
-        if len(leased) >= limit or in_flight >= rules.max_in_flight:
-            continue  # nothing more to lease; the rest of the scan is only tidied
-        if record is None:
-            record = Record(key.ts, key.tail, LEASED, 0, 0, 0)
-            window.records.append(record)
-        _lease(window, record, rules, now, consumer)
-        in_flight += record.state == LEASED
-        leased.append(
-            Claimed(key, Receipt(partition, key, window.epoch, record.token), record.deliveries)
-        )
-    window.records.sort(key=lambda r: (r.ts, r.tail))
-    _advance(window, sorted([*scanned, *expired]), now)
+    if not (rules.ordered and any(_live(r, now) for r in records)):
+        # Counted only when the cap can be reached: it is 10,000 by default.
+        capped = len(records) + limit >= rules.max_in_flight
+        in_flight = sum(r.state == LEASED and r.until > now for r in records) if capped else 0
+        for key in scanned:
+            record = by_key.get(key)
+            if record is not None and (record.state in DONE or _live(record, now)):
+                continue
+            if (
+                record is not None
+                and rules.max_deliveries
+                and record.deliveries >= rules.max_deliveries
+            ):
+                # Its last lease ended: out of the group, also when not claiming.
+                record.state = DEAD
+                doomed.append(key)
+                continue
+            if len(leased) >= limit or (capped and in_flight >= rules.max_in_flight):
+                continue  # nothing more to lease; the rest of the scan is only tidied
+            if record is None:
+                record = by_key[key] = Record(key.ts, key.tail, LEASED, 0, 0, 0)
+                appended.append(record)
+            _lease(window, record, rules, now, consumer)
+            in_flight += record.state == LEASED
+            leased.append(
+                Claimed(key, Receipt(partition, key, window.epoch, record.token), record.deliveries)
+            )
+    if appended:
+        appended.sort(key=_order)
+        if records and _order(appended[0]) < _order(records[-1]):
+            records = sorted([*records, *appended], key=_order)
+        else:  # the usual case: new messages after every record
+            records = [*records, *appended]
+        window.records = records
+    _advance(window, _walk(window, since, scanned, expired, by_key), now)
+    if frontier:  # as far as every scanned message has a record
+        unrecorded = next((k for k in scanned if k not in by_key), None)
+        covered = max([*scanned[-1:], *expired[-1:]], default=None)
+        window.reach(unrecorded or (since if covered is None else successor(covered)))
     return leased, doomed
 
 
@@ -234,35 +281,101 @@ def tidy(
 ) -> list[MessageKey]:
     """Bring the window up to date without leasing (before a state read).
 
-    Counts expired messages, ends the leases that reached ``max_deliveries``
-    (returned, to dead-letter or drop) and moves ``start``: what a claim
-    would do first.
+    ``scanned`` and ``expired`` as for :func:`claim` without a frontier (from
+    ``start``). Counts expired messages, ends the leases that reached
+    ``max_deliveries`` (returned, to dead-letter or drop) and moves ``start``:
+    what a claim would do first.
     """
     _, doomed = claim(window, 0, scanned, rules._replace(ordered=False), now, 0, None, expired)
     return doomed
 
 
-def scan_size(window: Window, limit: int) -> int:
-    """How many messages (expired ones included) a claim should scan from ``start``."""
-    return limit + len(window.records) + 1
+def scan_from(window: Window, now: int) -> MessageKey | None:
+    """Where a claim with a frontier scans from: the frontier, or ``start`` (None: the oldest).
+
+    ``start`` when no frontier is known, and when a record before it is
+    available again (its message may have been deleted or have expired since
+    its lease: the scan from ``start`` tells, as it did before the frontier).
+    """
+    start, reached = window.start, window.frontier
+    if reached is None or (start is not None and reached <= start):
+        return start
+    for record in window.records:  # LEASED or RELEASED and over, before the frontier
+        if record.until <= now and record.state <= RELEASED and (record.ts, record.tail) < reached:
+            return start
+    return reached
 
 
-def _forget_vanished(window: Window, scanned: Sequence[MessageKey]) -> None:
+def scan_size(window: Window, limit: int, since: MessageKey | None = None) -> int:
+    """How many messages (expired ones included) a claim should scan from ``since``.
+
+    ``since`` is where the scan begins (None: ``start``): ``limit`` more than
+    the records there can hold back, and one more to find what follows them.
+    """
+    if since is None or since == window.start:
+        return limit + len(window.records) + 1
+    return limit + len(window.records) - _before(window.records, since) + 1
+
+
+def lower(window: Window, key: MessageKey) -> None:
+    """A message was stored at ``key``, maybe behind the frontier: scan from it again."""
+    reached = window.frontier
+    if reached is not None and key < reached:
+        window.reach(key)
+
+
+def _order(record: Record) -> tuple[int, bytes]:
+    return (record.ts, record.tail)
+
+
+def _before(records: Sequence[Record], key: tuple[int, bytes]) -> int:
+    """How many of ``records`` (in key order) lie before ``key``."""
+    return bisect.bisect_left(records, key, key=_order)
+
+
+def _walk(
+    window: Window,
+    since: MessageKey | None,
+    scanned: Sequence[MessageKey],
+    expired: Sequence[MessageKey],
+    by_key: dict[tuple[int, bytes], Record],
+) -> Iterator[tuple[tuple[int, bytes], Record | None]]:
+    """The stored keys from ``start`` as far as the scan reached, in order, with their records.
+
+    Before ``since`` (the frontier) every stored message has a record; from
+    ``since`` on the scan shows them, and ``by_key`` holds their records.
+    """
+    if since is not None:
+        for record in window.records:
+            key = (record.ts, record.tail)
+            if key >= since:
+                break
+            yield key, record
+    for key in heapq.merge(scanned, expired):
+        yield key, by_key.get(key)
+
+
+def _forget_vanished(
+    window: Window, scanned: Sequence[MessageKey], since: MessageKey | None = None
+) -> None:
     """Drop leases of messages no longer stored (expired or deleted) within the scanned range.
 
+    The range runs from ``since`` (None: from ``start``) to the last key scanned.
     Done records stay even when a scan does not show their message: a scan that
     misses a row (a replica behind, on Cassandra) must not make a done message
     deliverable again. They leave when ``start`` passes them (``_advance``).
     """
-    last = scanned[-1] if scanned else None
+    records = window.records
+    first = 0 if since is None else _before(records, since)
+    last = (scanned[-1].ts, scanned[-1].tail) if scanned else None
     present = {(k.ts, k.tail) for k in scanned}
-    kept = []
-    for record in window.records:
-        inside = last is None or (record.ts, record.tail) <= (last.ts, last.tail)
+    kept = records[:first]
+    for record in records[first:]:
+        key = (record.ts, record.tail)
         if (
-            inside
+            (last is None or key <= last)
             and record.state in (LEASED, RELEASED)
-            and (record.ts, record.tail) not in present
+            and key not in present
         ):
             window.counters.expired += 1
             continue
@@ -270,24 +383,38 @@ def _forget_vanished(window: Window, scanned: Sequence[MessageKey]) -> None:
     window.records = kept
 
 
-def _advance(window: Window, scanned: Sequence[MessageKey], now: int) -> None:
-    """Move ``start`` past the done messages at its head; remember their accepted receipts."""
-    by_key = {(r.ts, r.tail): r for r in window.records}
+def _advance(
+    window: Window, walk: Iterable[tuple[tuple[int, bytes], Record | None]], now: int
+) -> None:
+    """Move ``start`` past the done messages at its head; remember their accepted receipts.
+
+    ``walk``: the stored keys from ``start`` in order, with their records.
+    """
     done: list[Record] = []
-    following: MessageKey | None = None
-    for key in scanned:
-        record = by_key.get((key.ts, key.tail))
+    following: tuple[int, bytes] | None = None
+    for key, record in walk:
         if record is None or record.state not in DONE:
             following = key
             break
         done.append(record)
     if done:  # nothing done at the head: ``start`` stays where it is (null stays null)
-        window.begin_at(following or successor(done[-1].key))
-        start = (window.start_ts, window.start_tail)
-        behind = [r for r in window.records if (r.ts, r.tail) < start]
-        window.records = [r for r in window.records if (r.ts, r.tail) >= start]
+        start = MessageKey(*following) if following else successor(done[-1].key)
+        window.begin_at(start)
+        cut = _before(window.records, start)
+        behind, window.records = window.records[:cut], window.records[cut:]
         window.recent.extend((r.ts, r.tail, r.token, now) for r in behind if r.state == ACKED)
-    window.recent = [e for e in window.recent if e[3] > now - RECENT_MS][-RECENT_MAX:]
+    _forget_recent(window, now)
+
+
+def _forget_recent(window: Window, now: int) -> None:
+    """Keep the accepted receipts of the last ``RECENT_MS``, at most ``RECENT_MAX`` of them."""
+    recent = window.recent
+    old = 0  # they were appended in time order: the old ones lead
+    while old < len(recent) and recent[old][3] <= now - RECENT_MS:
+        old += 1
+    old = max(old, len(recent) - RECENT_MAX)
+    if old > 0:
+        del recent[:old]
 
 
 def dead(window: Window, count: int, lettered: bool) -> None:
@@ -304,14 +431,13 @@ def _accepts(
     rules: Rules,
     now: int,
     action: str,
-    index: dict[tuple[int, bytes], Record],
 ) -> bool:
     """Whether ``receipt`` may acknowledge, release or extend (SPEC §6, by guarantee)."""
     if receipt.epoch != window.epoch:
         return False  # a seek leased everything again
     if rules.guarantee == "at_most_once":
         return True
-    record = index.get((receipt.key.ts, receipt.key.tail))
+    record = window.find(receipt.key)
     if record is None:
         behind = window.start is not None and receipt.key < window.start
         return (
@@ -354,13 +480,12 @@ def settle(
     accepted: list[Receipt] = []
     lost: list[Receipt] = []
     doomed: list[MessageKey] = []
-    index = {(r.ts, r.tail): r for r in window.records}
     for receipt in receipts:
-        if not _accepts(window, receipt, rules, now, action, index):
+        if not _accepts(window, receipt, rules, now, action):
             lost.append(receipt)
             continue
         accepted.append(receipt)
-        record = index.get((receipt.key.ts, receipt.key.tail))
+        record = window.find(receipt.key)
         if record is None or rules.guarantee == "at_most_once":
             continue
         if action == "ack" and record.state in (LEASED, RELEASED):
@@ -381,6 +506,7 @@ def settle(
 def seek(window: Window, to: MessageKey | None) -> None:
     """Begin again at ``to``: every lease ends, acknowledgements are forgotten."""
     window.begin_at(to)
+    window.reach(None)
     window.epoch += 1
     window.records = []
     window.recent = []

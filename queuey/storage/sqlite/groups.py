@@ -5,6 +5,18 @@ window, applies ``storage.window``, copies messages that reached
 ``max_deliveries`` to the dead letter queue, and writes the window back —
 so the compare-and-set of the contract is the writer's serialised
 transaction, also across processes sharing the file.
+
+Claims scan from each window's frontier (``window.py``), not from its start:
+the messages after every lease in flight. A PUT by id may store a message
+behind it; :func:`rescan` notes where in the window's row, and the next load
+lowers the frontier to it.
+
+The writer keeps the windows it wrote, decoded (:class:`Windows`): a busy
+window holds a record per lease in flight, tens of kilobytes, and decoding it
+again for every claim and acknowledgement cost as much as the rest of the
+claim. Each save stores a new random nonce beside the window; a load whose
+row still has the nonce of the cached copy uses it, so a write by another
+process sharing the file, or a rolled-back transaction, is read from the row.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,7 +101,12 @@ def _position(conn: sqlite3.Connection, qid: int, partition: int, to: Position) 
 
 
 def create(
-    conn: sqlite3.Connection, queue: Queue, name: str, settings: GroupSettings, start: Position
+    conn: sqlite3.Connection,
+    windows: Windows,
+    queue: Queue,
+    name: str,
+    settings: GroupSettings,
+    start: Position,
 ) -> tuple[Group, bool]:
     _queue_alive(conn, queue)
     found = get(conn, queue, name)
@@ -114,7 +132,7 @@ def create(
     for partition in range(1, queue.partitions + 1):
         begin = _position(conn, qid, partition, start)
         if begin is not None:
-            _save(conn, gid, partition, w.load(None, begin))
+            windows.save(conn, gid, partition, w.load(None, begin))
     group = get(conn, queue, name)
     assert group is not None
     return group, True
@@ -154,17 +172,68 @@ def delete_of_queue(conn: sqlite3.Connection, qid: int) -> None:
     conn.execute("DELETE FROM groups WHERE qid = ?", (qid,))
 
 
-def _load(conn: sqlite3.Connection, gid: int, partition: int) -> w.Window:
-    row = conn.execute(
-        "SELECT window FROM group_windows WHERE gid = ? AND partition = ?", (gid, partition)
-    ).fetchone()
-    return w.load(None if row is None else row[0])
+class Windows:
+    """The windows this writer saved last, decoded, by (group id, partition).
+
+    Used by the writer thread only. ``size`` bounds how many it keeps (the
+    least recently used go first): a window is tens of kilobytes at most.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._kept: OrderedDict[tuple[int, int], tuple[int, w.Window]] = OrderedDict()
+
+    def load(self, conn: sqlite3.Connection, gid: int, partition: int) -> w.Window:
+        """The stored window (the cached copy while the row holds its nonce), frontier lowered."""
+        row = conn.execute(
+            "SELECT nonce, rescan_ts, rescan_tail FROM group_windows"
+            " WHERE gid = ? AND partition = ?",
+            (gid, partition),
+        ).fetchone()
+        if row is None:
+            return w.load(None)
+        nonce, rescan_ts, rescan_tail = row
+        # Taken out: a job changes it in place, and only its save puts it back.
+        kept = self._kept.pop((gid, partition), None)
+        if kept is not None and kept[0] == nonce:
+            window = kept[1]
+        else:
+            (blob,) = conn.execute(
+                "SELECT window FROM group_windows WHERE gid = ? AND partition = ?",
+                (gid, partition),
+            ).fetchone()
+            window = w.load(blob)
+        if rescan_ts is not None:
+            w.lower(window, MessageKey(rescan_ts, rescan_tail))
+        return window
+
+    def save(self, conn: sqlite3.Connection, gid: int, partition: int, window: w.Window) -> None:
+        nonce = random.getrandbits(63)
+        conn.execute(
+            "INSERT OR REPLACE INTO group_windows (gid, partition, nonce, window)"
+            " VALUES (?, ?, ?, ?)",
+            (gid, partition, nonce, w.dump(window)),
+        )
+        self._kept[(gid, partition)] = (nonce, window)
+        if len(self._kept) > self._size:
+            self._kept.popitem(last=False)
 
 
-def _save(conn: sqlite3.Connection, gid: int, partition: int, window: w.Window) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO group_windows (gid, partition, window) VALUES (?, ?, ?)",
-        (gid, partition, w.dump(window)),
+def rescan(conn: sqlite3.Connection, qid: int, keys: Sequence[tuple[int, MessageKey]]) -> None:
+    """Messages were stored by id at ``keys``: the windows of the queue's groups scan from them.
+
+    The lowest such key is kept per window (``rescan_ts``, ``rescan_tail``)
+    until the window is saved next; its load lowers the frontier to it.
+    """
+    lowest: dict[int, MessageKey] = {}
+    for partition, key in keys:
+        if partition not in lowest or key < lowest[partition]:
+            lowest[partition] = key
+    conn.executemany(
+        "UPDATE group_windows SET rescan_ts = ?, rescan_tail = ?"
+        " WHERE gid IN (SELECT id FROM groups WHERE qid = ?) AND partition = ?"
+        " AND (rescan_ts IS NULL OR (rescan_ts, rescan_tail) > (?, ?))",
+        [(k.ts, k.tail, qid, p, k.ts, k.tail) for p, k in lowest.items()],
     )
 
 
@@ -287,6 +356,7 @@ def _bury(
 
 def claim(
     conn: sqlite3.Connection,
+    windows: Windows,
     txn: Txn,
     tail: bytes,
     group: Group,
@@ -307,13 +377,14 @@ def claim(
     for partition in order:
         if len(found) >= limit:
             break
-        window = _load(conn, gid, partition)
-        alive, gone = _scan(conn, qid, partition, window.start, w.scan_size(window, limit), now)
+        window = windows.load(conn, gid, partition)
+        since = w.scan_from(window, now)
+        alive, gone = _scan(conn, qid, partition, since, w.scan_size(window, limit, since), now)
         leased, doomed = w.claim(
-            window, partition, alive, rules, now, limit - len(found), consumer, gone
+            window, partition, alive, rules, now, limit - len(found), consumer, gone, frontier=True
         )
         _bury(conn, txn, tail, group, window, partition, doomed)
-        _save(conn, gid, partition, window)
+        windows.save(conn, gid, partition, window)
         messages = _messages(conn, qid, partition, [item.key for item in leased])
         for item in leased:
             message = messages.get(item.key)
@@ -324,6 +395,7 @@ def claim(
 
 def settle(
     conn: sqlite3.Connection,
+    windows: Windows,
     txn: Txn,
     tail: bytes,
     group: Group,
@@ -345,17 +417,18 @@ def settle(
     outcome: dict[w.Receipt, bool] = {}
     changed: list[tuple[int, w.Window, list[MessageKey]]] = []
     for partition, items in by_partition.items():
-        window = _load(conn, gid, partition)
+        window = windows.load(conn, gid, partition)
         accepted, _lost, doomed = w.settle(window, items, rules, txn.now_ms, action, seconds)
         changed.append((partition, window, doomed))
-        outcome.update((r, r in accepted) for r in items)
+        taken = set(accepted)
+        outcome.update((r, r in taken) for r in items)
     lost = [r for r in receipts if not outcome[r]]
     if publish and lost:
         return Settled([], lost)  # all or nothing: no window is written
     published = _publish(conn, txn, tail, publish, idempotency_window)
     for partition, window, doomed in changed:
         _bury(conn, txn, tail, group, window, partition, doomed)
-        _save(conn, gid, partition, window)
+        windows.save(conn, gid, partition, window)
     return Settled([r for r in receipts if outcome[r]], lost, published)
 
 
@@ -377,16 +450,24 @@ def _publish(
     return [placed[i] for i in range(len(publish))]
 
 
-def seek(conn: sqlite3.Connection, group: Group, partitions: Sequence[int], to: Position) -> None:
+def seek(
+    conn: sqlite3.Connection,
+    windows: Windows,
+    group: Group,
+    partitions: Sequence[int],
+    to: Position,
+) -> None:
     _group_alive(conn, group)
     gid, qid = int(group.handle), int(group.queue.handle)
     for partition in partitions:
-        window = _load(conn, gid, partition)
+        window = windows.load(conn, gid, partition)
         w.seek(window, _position(conn, qid, partition, to))
-        _save(conn, gid, partition, window)
+        windows.save(conn, gid, partition, window)
 
 
-def report(conn: sqlite3.Connection, txn: Txn, tail: bytes, group: Group) -> GroupReport:
+def report(
+    conn: sqlite3.Connection, windows: Windows, txn: Txn, tail: bytes, group: Group
+) -> GroupReport:
     """The state, after tidying each window (expired messages, dead letters) in this transaction."""
     _group_alive(conn, group)
     gid, qid = int(group.handle), int(group.queue.handle)
@@ -395,12 +476,12 @@ def report(conn: sqlite3.Connection, txn: Txn, tail: bytes, group: Group) -> Gro
     counters = w.Counters()
     partitions = []
     for partition in range(1, group.queue.partitions + 1):
-        window = _load(conn, gid, partition)
+        window = windows.load(conn, gid, partition)
         alive, gone = _scan(conn, qid, partition, window.start, w.scan_size(window, 0), now)
         doomed = w.tidy(window, alive, rules, now, gone)
-        if doomed or gone or alive:
+        if doomed or gone or alive:  # else the next load decodes the row again
             _bury(conn, txn, tail, group, window, partition, doomed)
-            _save(conn, gid, partition, window)
+            windows.save(conn, gid, partition, window)
         seen = w.state(window, partition, now)
         done = w.done_keys(window)
         start = window.start

@@ -112,6 +112,8 @@ class SQLiteStorage:
             refusals=(QueueNotFound, QueueChanged, GroupNotFound), space=Space(reserve)
         )
         self._secret: bytes | None = None
+        #: Decoded group windows, used by the writer thread only.
+        self._windows = group_sql.Windows()
         self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._marks = MarkReader()
         self._started = False
@@ -255,9 +257,23 @@ class SQLiteStorage:
         ttl: int,
     ) -> None:
         await self._writer.submit(
-            lambda conn, txn: message_sql.put(conn, txn, queue, keys, body, content_type, ttl),
+            lambda conn, txn: self._put(conn, txn, queue, keys, body, content_type, ttl),
             durable=queue.settings.consistency != "weak",
         )
+
+    @staticmethod
+    def _put(
+        conn: sqlite3.Connection,
+        txn: Txn,
+        queue: Queue,
+        keys: Sequence[tuple[int, MessageKey]],
+        body: str,
+        content_type: str,
+        ttl: int,
+    ) -> None:
+        """Store by id; a message created behind a group's frontier must be scanned for."""
+        message_sql.put(conn, txn, queue, keys, body, content_type, ttl)
+        group_sql.rescan(conn, int(queue.handle), keys)
 
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
         qid = int(queue.handle)
@@ -290,7 +306,8 @@ class SQLiteStorage:
         self, queue: Queue, name: str, settings: GroupSettings, start: Position
     ) -> tuple[Group, bool]:
         return await self._writer.submit(
-            lambda conn, txn: group_sql.create(conn, queue, name, settings, start), durable=True
+            lambda conn, txn: group_sql.create(conn, self._windows, queue, name, settings, start),
+            durable=True,
         )
 
     async def get_group(self, queue: Queue, name: str) -> Group | None:
@@ -320,7 +337,7 @@ class SQLiteStorage:
         tail = self._tail
         return await self._writer.submit(
             lambda conn, txn: group_sql.claim(
-                conn, txn, tail, group, partitions, limit, consumer, max_in_flight
+                conn, self._windows, txn, tail, group, partitions, limit, consumer, max_in_flight
             ),
             durable=group.queue.settings.consistency != "weak",
         )
@@ -339,21 +356,21 @@ class SQLiteStorage:
         )
         return await self._writer.submit(
             lambda conn, txn: group_sql.settle(
-                conn, txn, tail, group, action, receipts, seconds, 0, publish, window
+                conn, self._windows, txn, tail, group, action, receipts, seconds, 0, publish, window
             ),
             durable=durable,
         )
 
     async def seek(self, group: Group, partitions: Sequence[int], to: Position) -> None:
         await self._writer.submit(
-            lambda conn, txn: group_sql.seek(conn, group, partitions, to),
+            lambda conn, txn: group_sql.seek(conn, self._windows, group, partitions, to),
             durable=group.queue.settings.consistency != "weak",
         )
 
     async def report(self, group: Group) -> GroupReport:
         tail = self._tail
         return await self._writer.submit(
-            lambda conn, txn: group_sql.report(conn, txn, tail, group),
+            lambda conn, txn: group_sql.report(conn, self._windows, txn, tail, group),
             durable=group.queue.settings.consistency != "weak",
         )
 
