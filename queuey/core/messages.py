@@ -20,10 +20,10 @@ partition (``Storage.post_messages``).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from random import random as _random
 from typing import Any, TypeVar
 
 from queuey.config import DEFAULTS
@@ -95,10 +95,25 @@ def _text(body: bytes, errors: v.Errors) -> str:
         return ""
 
 
+def _any_partition(queue: Queue) -> int:
+    """A partition chosen at random: ``random()`` scaled, a fifth of ``randint``'s cost
+    (its bias, below 2**-45 for 200 partitions, does not matter for spreading load)."""
+    return 1 + int(_random() * queue.partitions)
+
+
 def _partition(value: Any, key: str, errors: v.Errors, queue: Queue) -> int:
     if not v.given(value):
-        return random.randint(1, queue.partitions)
+        return _any_partition(queue)
     return v.integer(value, key, errors, 1, 1, queue.partitions)
+
+
+def _fast(item: Any, target: Queue) -> NewMessage | None:
+    """The usual batch item, ``{"body": "..."}`` with every default, or None: parse it fully."""
+    if type(item) is dict and len(item) == 1:
+        body = item.get("body")
+        if type(body) is str and body:
+            return NewMessage(body, "text/plain", DEFAULT_TTL, _any_partition(target))
+    return None
 
 
 def parse_item(item: Any, prefix: str, errors: v.Errors, target: Queue) -> NewMessage | None:
@@ -178,7 +193,10 @@ class Messages:
 
         def parse(target: Queue) -> list[NewMessage]:
             errors: v.Errors = {}
-            messages = [parse_item(item, f"{i}.", errors, target) for i, item in enumerate(items)]
+            messages = [
+                _fast(item, target) or parse_item(item, f"{i}.", errors, target)
+                for i, item in enumerate(items)
+            ]
             raise_if(errors)
             return [m for m in messages if m is not None]
 
