@@ -1,5 +1,7 @@
 """The history of a run: every request, its answer (or that none came), every fault.
 
+Then what the final reads found (the stored messages, each group's state).
+
 Times are seconds since the run began (``time.monotonic``), taken when a
 request is sent and when its answer (or its failure) arrives: the checker only
 draws conclusions that hold whatever the server did in between. ``status`` is
@@ -13,6 +15,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,9 @@ class History:
         self.claims: list[Claim] = []
         self.acks: list[Ack] = []
         self.faults: list[Fault] = []
+        #: What the run found at its end: the range read, and each group's state (GET).
+        self.stored: list[Stored] = []
+        self.states: dict[str, dict[str, Any]] = {}
 
     def now(self) -> float:
         return round(time.monotonic() - self.began, 4)
@@ -119,6 +125,12 @@ def dump(history: History, path: Path) -> None:
         events.extend((e.sent, {"event": kind, **asdict(e)}) for e in items)
     events.extend((f.at, {"event": "fault", **asdict(f)}) for f in history.faults)
     events.sort(key=lambda e: e[0])
+    # Last, what the final reads found: every stored message, then each group's state.
+    events.extend((0.0, {"event": "stored", **asdict(s)}) for s in history.stored)
+    events.extend(
+        (0.0, {"event": "state", "group": name, "state": state})
+        for name, state in history.states.items()
+    )
     with path.open("w", encoding="utf-8") as out:
         for _, event in events:
             out.write(json.dumps(event) + "\n")

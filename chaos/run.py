@@ -140,6 +140,7 @@ async def _finish(
     history.fault("reading the queue and the groups' state")
     stored = await drain.read_queue(admin)
     states = await drain.group_states(admin, groups)
+    history.stored, history.states = stored, states
     return stored, states, undrained
 
 

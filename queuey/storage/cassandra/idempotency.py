@@ -34,10 +34,11 @@ from typing import Any, NamedTuple
 from cassandra import ConsistencyLevel
 
 from queuey.storage.base import StoreUnavailable
+from queuey.storage.cassandra import trace
 from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import message_key, timeuuid
-from queuey.storage.keys import MessageKey
+from queuey.storage.keys import MessageKey, now_ticks
 
 #: Cassandra's longest TTL (20 years): the longest window a record can take.
 MAX_WINDOW = 630_720_000
@@ -115,6 +116,10 @@ class Keys:
                 record.partition, record.key, row.body, row.content_type, ttl, record.created
             )
             await self._messages.write(qid, [late], write)
+            if trace.enabled():
+                trace.trace(
+                    "complete", ikey=ikey, id=str(timeuuid(record.key)), age=_age(record.key)
+                )
         await self.mark_stored(qid, ikey, record.created, write)
 
     async def mark_stored(self, qid: uuid.UUID, ikey: str, created: int, level: int) -> None:
@@ -123,6 +128,11 @@ class Keys:
         if ttl >= 1:
             with contextlib.suppress(StoreUnavailable):
                 await self._db.run("key_stored", (ttl, qid, ikey), level)
+
+
+def _age(key: MessageKey) -> float:
+    """Seconds since the id's timestamp (for traces)."""
+    return round((now_ticks() - key.ts) / 10_000_000, 3)
 
 
 def _earlier(row: Any) -> Record | None:

@@ -14,6 +14,7 @@ refused, a value that cannot be encoded) leaves this module as
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +34,17 @@ from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from queuey.storage.base import StoreUnavailable
-from queuey.storage.cassandra import schema, statements
+from queuey.storage.cassandra import schema, statements, trace
 
 #: What the driver raises for trouble. ``ErrorMessage`` covers server errors it has no
 #: class for, e.g. 0x1700 "CAS operation result is unknown" (protocol v5).
 DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, ErrorMessage, OSError)
 #: What binding a value the column cannot hold raises (a str that is no UTF-8, an int too big).
 ENCODE_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
+#: The coordinators the last conditional statement of this task was sent to (traces only).
+LAST_HOSTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "last_hosts", default=()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +161,15 @@ class Connection:
         statement.consistency_level = level
         if serial is not None:
             statement.serial_consistency_level = serial
+        future = None
         try:
             future = session.execute_async(statement, timeout=self.request_timeout)
             rows: list[Any] = await _bridge(asyncio.get_running_loop(), future)
         except DRIVER_ERRORS as exc:
             raise StoreUnavailable(f"Cassandra: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if serial is not None and future is not None and trace.enabled():
+                LAST_HOSTS.set(tuple(str(h.address) for h in future.attempted_hosts))
         return rows
 
     async def run(

@@ -18,13 +18,14 @@ from urllib.parse import parse_qs, urlsplit
 from cassandra import ConsistencyLevel
 
 from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueMark, QueueSettings
+from queuey.storage.cassandra import trace
 from queuey.storage.cassandra.groups import Groups
 from queuey.storage.cassandra.idempotency import Keys, now_micros
 from queuey.storage.cassandra.marks import Marks
 from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.queues import Queues
 from queuey.storage.cassandra.session import Connection
-from queuey.storage.cassandra.timeuuids import MAX_TAIL
+from queuey.storage.cassandra.timeuuids import MAX_TAIL, timeuuid
 from queuey.storage.groups import (
     Action,
     Delivery,
@@ -264,6 +265,9 @@ class CassandraStorage:
                 for ikey in earlier.keys() - taken.keys()
             ]
         )
+        if trace.enabled():
+            ages = [round((now_ticks() - rows[i].key.ts) / 10_000_000, 3) for i in mine]
+            trace.trace("post", ids=[str(timeuuid(rows[i].key)) for i in mine], ages=ages)
         placed = {i: Posted(rows[i].key, rows[i].partition) for i in mine}
         for ikey, record in taken.items():
             placed[first_of[ikey]] = Posted(record.key, record.partition)

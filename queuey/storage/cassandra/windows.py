@@ -28,8 +28,9 @@ from cassandra import ConsistencyLevel
 
 from queuey.storage import window as w
 from queuey.storage.base import Queue, StoreUnavailable
+from queuey.storage.cassandra import trace
 from queuey.storage.cassandra.messages import bounded
-from queuey.storage.cassandra.session import Connection, Levels
+from queuey.storage.cassandra.session import LAST_HOSTS, Connection, Levels
 from queuey.storage.groups import Group
 
 T = TypeVar("T")
@@ -88,10 +89,22 @@ class Windows:
         level = self._levels.write[queue.settings.consistency]
         try:
             rows = await self._db.run(name, args, level, SERIAL)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            hosts = LAST_HOSTS.get()
             # Timed out in Paxos: the outcome is unknown until a serial read settles it.
-            found = await self._read(gid, partition, SERIAL)
+            try:
+                found = await self._read(gid, partition, SERIAL)
+            except StoreUnavailable as again:
+                if trace.enabled():
+                    _trace(gid, partition, stored, blob, writer, "unknown", exc, hosts, None, again)
+                raise
+            if trace.enabled():
+                _trace(gid, partition, stored, blob, writer, "unknown", exc, hosts, found)
             return found.writer == writer
+        if trace.enabled():
+            row = rows[0]
+            seen = None if row[0] else Stored(row.version, None, getattr(row, "writer", None))
+            _trace(gid, partition, stored, blob, writer, bool(row[0]), None, LAST_HOSTS.get(), seen)
         return bool(rows[0][0])
 
     async def _change(
@@ -126,3 +139,44 @@ class Windows:
         await bounded(
             [self._db.run("delete_window", (gid, p), self._levels.meta, SERIAL) for p in partitions]
         )
+
+
+def _trace(
+    gid: uuid.UUID,
+    partition: int,
+    stored: Stored,
+    blob: bytes,
+    writer: uuid.UUID,
+    outcome: object,
+    error: BaseException | None,
+    hosts: tuple[str, ...],
+    found: Stored | None,
+    settle_error: BaseException | None = None,
+) -> None:
+    """Trace one compare-and-set: the versions, the outcome, the keys it leased."""
+    before, after = w.load(stored.blob), w.load(blob)
+    start = before.start
+    # Leased by this write: a token it handed out (at_most_once's leases may already be
+    # behind the new start, remembered in ``recent``).
+    tokens = {(r.ts, r.tail, r.token) for r in after.records}
+    tokens |= {(ts, tail, token) for ts, tail, token, _ in after.recent}
+    leased = sorted(
+        f"{ts}:{tail.hex()}" for ts, tail, token in tokens if token >= before.next_token
+    )
+    trace.trace(
+        "cas",
+        gid=str(gid),
+        p=partition,
+        version=stored.version,
+        from_writer=str(stored.writer),
+        writer=str(writer),
+        outcome=outcome,
+        error=None if error is None else f"{error} <- {error.__cause__!r}",
+        hosts=list(hosts),
+        found=None if found is None else [found.version, str(found.writer)],
+        settle_error=None if settle_error is None else str(settle_error),
+        start=None if start is None else f"{start.ts}:{start.tail.hex()}",
+        new_start=None if after.start is None else f"{after.start.ts}:{after.start_tail.hex()}",
+        leased=leased,
+        ack_count=[before.counters.acknowledged, after.counters.acknowledged],
+    )
