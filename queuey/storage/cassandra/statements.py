@@ -51,13 +51,27 @@ STATEMENTS = {
         " VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
     ),
     # Idempotency keys (idempotency.py): the first answer, compare-and-set; the
-    # stored flag is set by a plain write once the message is stored.
+    # stored flag is set once the message is stored.
     "record_key": (
         "INSERT INTO {ks}.idempotency_keys (qid, ikey, id, partition, created)"
         " VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
     ),
     "key_stored": (
         "UPDATE {ks}.idempotency_keys USING TTL ? SET stored = true WHERE qid = ? AND ikey = ?"
+    ),
+    # A key whose message was never stored may get a new id (a fresh one: its own is too
+    # old to be written); a late write marks its key stored only if it still names its id.
+    "key_stored_if": (
+        "UPDATE {ks}.idempotency_keys USING TTL ? SET stored = true WHERE qid = ? AND ikey = ?"
+        " IF id = ?"
+    ),
+    "rekey": (
+        "UPDATE {ks}.idempotency_keys USING TTL ? SET id = ? WHERE qid = ? AND ikey = ?"
+        " IF id = ? AND stored = null"
+    ),
+    "get_key": (
+        "SELECT id, partition, created, stored FROM {ks}.idempotency_keys"
+        " WHERE qid = ? AND ikey = ?"
     ),
     "range_asc": (
         "SELECT id, body, content_type FROM {ks}.messages WHERE qid = ? AND partition = ?"

@@ -12,15 +12,23 @@ reads hide messages younger than the settle delay.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from cassandra import ConsistencyLevel
 
-from queuey.storage.base import Message, NewMessage, Posted, Queue, QueueMark, QueueSettings
+from queuey.storage.base import (
+    Message,
+    NewMessage,
+    Posted,
+    Queue,
+    QueueMark,
+    QueueSettings,
+    StoreUnavailable,
+)
 from queuey.storage.cassandra import trace
 from queuey.storage.cassandra.groups import Groups
-from queuey.storage.cassandra.idempotency import Keys, now_micros
+from queuey.storage.cassandra.idempotency import Freshness, Keys, Record, age, now_micros, stamp
 from queuey.storage.cassandra.marks import Marks
 from queuey.storage.cassandra.messages import Messages, Row, all_of
 from queuey.storage.cassandra.queues import Queues
@@ -229,52 +237,71 @@ class CassandraStorage:
         qid = uuid.UUID(queue.handle)
         level = self._levels.write[queue.settings.consistency]
         read = self._levels.read[queue.settings.consistency]
+        fresh = Freshness.of(self.settle_seconds(queue.settings.consistency))
         first_of: dict[str, int] = {}  # idempotency key -> index of its first item
-        fresh = [  # the messages that get a key: unkeyed ones, the first of each idempotency key
+        new = [  # the messages that get a key: unkeyed ones, the first of each idempotency key
             i
             for i, m in enumerate(messages)
             if m.idempotency_key is None or first_of.setdefault(m.idempotency_key, i) == i
         ]
-        first = self._clock.take(len(fresh))
+        first = self._clock.take(len(new))
         rows: dict[int, Row] = {}
-        for n, i in enumerate(fresh):
+        for n, i in enumerate(new):
             m = messages[i]
-            rows[i] = Row(
-                m.partition, MessageKey(first + n, self._tail), m.body, m.content_type, m.ttl
-            )
-        bound = dict(zip(fresh, self._messages.bind(qid, list(rows.values())), strict=True))
+            key = MessageKey(first + n, self._tail)
+            # At its id's time: a completion (at that time less one) never overrides it.
+            rows[i] = Row(m.partition, key, m.body, m.content_type, m.ttl, stamp(key) + 1)
+        bound = dict(zip(new, self._messages.bind(qid, list(rows.values())), strict=True))
         # Every value is encoded; now the keys are recorded, before any message (idempotency.py).
         created = now_micros()
         earlier = await self._keys.record(
             qid, {ikey: rows[i] for ikey, i in first_of.items()}, created, level
         )
         taken = {ikey: record for ikey, record in earlier.items() if record is not None}
-        mine = [i for i in fresh if messages[i].idempotency_key not in taken]
-        await all_of(
+        mine = [i for i in new if messages[i].idempotency_key not in taken]
+        if first_of and mine and age(rows[mine[0]].key) > fresh.write_by:
+            # Written now, they could show behind readers already past their ids; the
+            # keys' records stay, and the retry stores them under fresh ids.
+            raise StoreUnavailable("recording the idempotency keys took too long; try again")
+
+        def complete(ikey: str, record: Record) -> Awaitable[Record]:
+            row = rows[first_of[ikey]]
+            return self._keys.complete(qid, ikey, record, row, (read, level), fresh, self._new_key)
+
+        answers: dict[str, Record] = {}
+        _, *completed = await all_of(
             [
                 self._messages.send(qid, [bound[i] for i in mine], level),
-                *(
-                    self._keys.complete(qid, ikey, record, rows[first_of[ikey]], read, level)
-                    for ikey, record in taken.items()
-                ),
+                *(complete(ikey, record) for ikey, record in taken.items()),
             ]
         )
-        await all_of(
-            [
-                self._keys.mark_stored(qid, ikey, created, level)
-                for ikey in earlier.keys() - taken.keys()
-            ]
+        answers.update(zip(taken, completed, strict=True))
+        own = {ikey: first_of[ikey] for ikey in earlier.keys() - taken.keys()}
+        records = {
+            ikey: Record(rows[i].key, rows[i].partition, created, False) for ikey, i in own.items()
+        }
+        marked = await all_of(
+            [self._keys.mark(qid, ikey, record, level, fresh) for ikey, record in records.items()]
         )
+        for (ikey, record), kept in zip(records.items(), marked, strict=True):
+            # Not kept: the write returned so late that a retry gave the key a new id.
+            answers[ikey] = (
+                record if kept else await complete(ikey, await self._keys.current(qid, ikey))
+            )
         if trace.enabled():
-            ages = [round((now_ticks() - rows[i].key.ts) / 10_000_000, 3) for i in mine]
+            ages = [round(age(rows[i].key), 3) for i in mine]
             trace.trace("post", ids=[str(timeuuid(rows[i].key)) for i in mine], ages=ages)
         placed = {i: Posted(rows[i].key, rows[i].partition) for i in mine}
-        for ikey, record in taken.items():
+        for ikey, record in answers.items():
             placed[first_of[ikey]] = Posted(record.key, record.partition)
         return [
             placed[i if m.idempotency_key is None else first_of[m.idempotency_key]]
             for i, m in enumerate(messages)
         ]
+
+    def _new_key(self) -> MessageKey:
+        """A fresh id of this web node."""
+        return MessageKey(self._clock.take(1), self._tail)
 
     async def read_range(
         self,
