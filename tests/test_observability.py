@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from queuey.api.app import QueueyApp, create_app
+from queuey.api.app import SAMPLE_SECONDS, QueueyApp, create_app
+from queuey.api.metrics import DURATION_BUCKETS, Metrics
 from queuey.config import Settings
 from tests.api_support import error, ok
 from tests.conftest import ALLOWED_ORIGIN, APP1, KEYS, ROOT, free_port, make_queue
@@ -479,6 +481,7 @@ def test_metrics_are_summed_across_workers(tmp_path: Path, processes: list[Proce
     for _ in range(20):
         assert httpx.get(f"{server.url}/v1/app1", headers=APP1).status_code == 200
         sent += 1
+    time.sleep(SAMPLE_SECONDS + 0.5)  # each worker writes its tallies every second
     scraped = []
     for _ in range(6):  # whichever worker answers, the same sums
         found = samples(httpx.get(f"{server.url}/__metrics__").text)
@@ -490,3 +493,41 @@ def test_metrics_are_summed_across_workers(tmp_path: Path, processes: list[Proce
     assert len(workers_counted()) == 2
     server.stop()
     assert server.metrics_dirs() == []  # removed with the server
+
+
+def test_tallied_requests_render_as_observed_ones_would() -> None:
+    """Metrics.flush writes a second's tallies as one increment per series and bucket; what
+    a scrape shows is what counting and observing each request would have shown."""
+    tallied = Metrics()
+    reference = CollectorRegistry()
+    requests = Counter("queuey_requests", "", ["route", "method", "status"], registry=reference)
+    duration = Histogram(
+        "queuey_request_duration_seconds", "", ["route"], buckets=DURATION_BUCKETS,
+        registry=reference,
+    )  # fmt: skip
+    posted = Counter("queuey_messages_posted", "", ["application"], registry=reference)
+    seen = [0.0001, 0.001, 0.0025, 0.004, 0.2, 0.75, 7.0, 61.0, 61.0]  # bounds, between, past
+    for i, seconds in enumerate(seen):
+        route, status = ("/a", 200) if i % 3 else ("/b", 404)
+        tallied.request(route, "GET", status, seconds)
+        requests.labels(route, "GET", str(status)).inc()
+        duration.labels(route).observe(seconds)
+        tallied.count("posted", "app", i + 1)
+        posted.labels("app").inc(i + 1)
+    tallied.active += 2
+
+    def series(text: bytes, prefixes: tuple[str, ...]) -> list[str]:
+        return sorted(
+            line
+            for line in text.decode().splitlines()
+            if line.startswith(prefixes) and "_created" not in line
+        )
+
+    names = ("queuey_requests_total", "queuey_request_duration", "queuey_messages_posted")
+    assert tallied.registry is not None
+    assert series(generate_latest(tallied.registry), names) == []  # tallied, not yet written
+    shown = tallied.render()  # flushes first
+    assert series(shown, names) == series(generate_latest(reference), names)
+    assert "queuey_requests_in_progress 2.0" in shown.decode()
+    tallied.flush()  # nothing new: counts stay
+    assert series(tallied.render(), names) == series(generate_latest(reference), names)

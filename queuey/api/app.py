@@ -151,14 +151,17 @@ class QueueyApp:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
+            if self.metrics is not None:
+                self.metrics.flush()
             await self.service.storage.close()  # the writer runs what was submitted first
 
     async def _sample(self, metrics: Metrics) -> None:
-        """Keep this process's held reads and open streams current: each worker writes its own."""
+        """Keep this process's series current: each worker writes its own, every second."""
         waiters = self.service.messages.waiters
         while True:
             metrics.held.set(waiters.count("read") + waiters.count("claim"))
             metrics.streams.set(waiters.count("stream"))
+            metrics.flush()
             await asyncio.sleep(SAMPLE_SECONDS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

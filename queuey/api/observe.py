@@ -127,7 +127,7 @@ class Observer:
         rid = request_id(scope)
         status = GONE
         if self.metrics is not None:
-            self.metrics.in_progress.inc()
+            self.metrics.active += 1
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -152,7 +152,7 @@ class Observer:
             seconds = time.perf_counter() - started
             route = scope.get(ROUTE) or self.route_of(scope)
             if self.metrics is not None:
-                self.metrics.in_progress.dec()
+                self.metrics.active -= 1
                 self.metrics.request(route, scope["method"], status, seconds)
             if self.log is not None:
                 method: str = scope["method"]
