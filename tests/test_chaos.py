@@ -197,6 +197,18 @@ def left_pending(s: Scenario) -> None:
     s.states["alo"]["partitions"][0]["pending"] = 1
 
 
+def amo_skipped(s: Scenario) -> None:
+    """m2 is stored and consumed by alo and eo; amo never leased it (counter one short)."""
+    s.stored.append(Stored("m2", 1, "k2"))
+    s.history.posts.append(
+        Post("p1", 0.2, ["k2"], done=0.3, status=201, answers=[Answer("m2", "1.0000001", 1)])
+    )
+    for name in ("alo", "eo"):
+        s.claim(name, 2.0, "m2", f"{name}-m2", 1)
+        s.ack(name, 2.2, [f"{name}-m2"], accepted=[f"{name}-m2"])
+        s.states[name]["acknowledged"] = 2
+
+
 @pytest.mark.parametrize(
     ("plant", "caught"),
     [
@@ -226,6 +238,7 @@ def left_pending(s: Scenario) -> None:
         (left_pending, {
             "alo (at_least_once): left pending or in flight after the drain (group state)",
         }),
+        (amo_skipped, {"amo (at_most_once): acknowledged counter minus messages stored"}),
     ],
 )  # fmt: skip
 def test_the_checker_catches_a_planted_violation(
@@ -251,6 +264,20 @@ def test_a_violation_has_a_story() -> None:
     assert "claim alo -> m1 deliveries=2 receipt R4" in text
     assert "ack alo [R2] -> 200 acknowledged=[R2] lost=[]" in text
     assert "----- server: SIGKILL" in text
+
+
+def test_a_counter_off_says_by_how_much_and_tells_the_messages_never_handed_out() -> None:
+    scenario = Scenario()
+    amo_skipped(scenario)
+    verdict = scenario.verdict()
+    told = stories(verdict, scenario.history, scenario.stored)
+    (lines,) = told.values()
+    assert lines[0].startswith(
+        "the group's acknowledged counter is 1, the range read found 2 messages (-1)"
+    )
+    text = "\n".join(lines)
+    assert "messages ['m2']; in the final range read: ['m2']" in text
+    assert "POST keys k2 -> 201 k2=m2" in text
 
 
 def test_an_unexpected_answer_is_shown_itself() -> None:
