@@ -1,4 +1,4 @@
-"""Receipts (core/receipts.py): signed with keyed BLAKE2b; those signed by earlier versions
+"""Receipts (core/receipts.py): signed with keyed BLAKE2b; those signed by earlier builds
 (HMAC-SHA256) still accepted, so leases survive an upgrade; anything else refused."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_a_receipt_names_its_lease_and_is_signed_with_keyed_blake2b() -> None:
     assert receipts.decode(SECRET, GROUP, text) == RECEIPT
 
 
-def test_receipts_signed_by_earlier_versions_are_still_accepted() -> None:
+def test_receipts_signed_by_earlier_builds_are_still_accepted() -> None:
     payload, _ = split(receipts.encode(SECRET, GROUP, RECEIPT))
     earlier = join(payload, hmac.new(SECRET, payload, hashlib.sha256).digest()[:16])
     assert receipts.decode(SECRET, GROUP, earlier) == RECEIPT

@@ -5,7 +5,7 @@ incarnation, group name, group incarnation, partition, message key, seek
 epoch, lease token — followed by its 128-bit keyed BLAKE2b under the store's
 secret (``GroupStorage.receipt_secret``; BLAKE2b is a MAC when keyed, a third
 of HMAC-SHA256's cost here, which a claim of 100 and its ack pay 200 times).
-Receipts of earlier versions, signed with the first 128 bits of HMAC-SHA256,
+Receipts of earlier builds, signed with the first 128 bits of HMAC-SHA256,
 are still accepted, so leases survive an upgrade. So a receipt naming
 another queue or group, or not signed by this store, is recognised without a
 lookup (400), and one of an earlier incarnation of this group is known to be
@@ -43,7 +43,7 @@ def _sign(secret: bytes, payload: bytes) -> bytes:
 
 
 def _signed(secret: bytes, payload: bytes, signature: bytes) -> bool:
-    """Whether ``signature`` is this store's, now or as versions before 1.1 signed."""
+    """Whether ``signature`` is this store's, now or as earlier builds signed (HMAC-SHA256)."""
     if hmac.compare_digest(signature, _sign(secret, payload)):
         return True
     earlier = hmac.new(secret, payload, hashlib.sha256).digest()[:_SIGNATURE]
