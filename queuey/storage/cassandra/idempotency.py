@@ -31,8 +31,9 @@ post of the key is answered StoreUnavailable: a write begun in time may
 still be landing. A post whose own ids grew too old while it recorded them
 writes nothing (StoreUnavailable); its retry completes them.
 
-Write timestamps: a message is written at its id's time (µs) plus one, a
-completion at its id's time. A completion racing the original write loses
+Write timestamps: the first write of an id (the post's own, or the one that
+gives a key a new id) is at the id's time (µs) plus one, a completion at the
+id's time. A completion racing the original write loses
 to it (its cells are older); a message deleted or expired meanwhile stays so
 (the newer tombstone or expired cell wins, as long as the table keeps it:
 ``gc_grace_seconds``, 10 days by default); and the tombstone of a replaced id
@@ -196,6 +197,7 @@ class Keys:
                 if ttl < 1:
                     return record  # it would have expired by now
                 old = age(record.key)
+                at = stamp(record.key)  # a completion: older than the first write of its id
                 if old > fresh.rekey_after:
                     moved = await self._rekey(qid, ikey, record, new_key(), write)
                     if moved is None:  # stored or replaced meanwhile
@@ -205,13 +207,12 @@ class Keys:
                     if trace.enabled():
                         trace.trace("rekey", ikey=ikey, old=str(timeuuid(record.key)), age=old)
                     record = moved
+                    at = stamp(record.key) + 1  # the first write of the new id
                 elif old > fresh.write_by:
                     raise StoreUnavailable(
                         "the message of an idempotency key may still be landing; try again"
                     )
-                late = Row(
-                    record.partition, record.key, row.body, row.content_type, ttl, stamp(record.key)
-                )
+                late = Row(record.partition, record.key, row.body, row.content_type, ttl, at)
                 await self._messages.write(qid, [late], write)
                 if trace.enabled():
                     trace.trace("complete", ikey=ikey, id=str(timeuuid(record.key)), age=old)
