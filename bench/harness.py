@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = "bench"
 KEY = "bench-key-0123456789abcdef"
 SIZE = 140
+
+
+def ratio(part: float, whole: float) -> float:
+    """``part / whole``, 0 when nothing was measured (a stalled run answers no request)."""
+    return part / whole if whole else 0.0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -97,7 +104,12 @@ class Scenario:
     prepare: Callable[[Scenario, float], None] | None = None
     """Called before each run (warm-up included) with its seconds, untimed: to put in
     place what the run will use up (messages for a group to claim)."""
+    during: Callable[[], tuple[int, ...]] | None = None
+    """Called halfway through each measured run: what to observe of the server under load
+    (how wrk's connections are spread over its workers), kept in ``observed``."""
     runs: list[wrk.Run] = field(default_factory=list)
+    observed: list[tuple[int, ...]] = field(default_factory=list)
+    """What ``during`` saw in each run, in the order of ``runs``."""
 
     def _median(self, value: Callable[[wrk.Run], float]) -> float:
         return statistics.median(value(r) for r in self.runs) if self.runs else 0.0
@@ -138,8 +150,24 @@ class Scenario:
         return self._median(lambda r: r.cpu.server)
 
     @property
+    def process_cores(self) -> tuple[float, ...]:
+        """Cores of each of the server's processes, the busiest first (medians by rank)."""
+        ranks = min((len(r.cpu.processes) for r in self.runs), default=0)
+        return tuple(statistics.median(r.cpu.processes[i] for r in self.runs) for i in range(ranks))
+
+    @property
     def loadgen_cores(self) -> float:
         return self._median(lambda r: r.cpu.loadgen)
+
+    @property
+    def cpu_per_request(self) -> float:
+        """Server CPU seconds per request (its processes' user + system time ÷ requests)."""
+        return self._median(lambda r: r.cpu.server / r.rps if r.rps else 0.0)
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Requests per second of the server's CPU time (requests ÷ its CPU seconds)."""
+        return self._median(lambda r: r.rps / r.cpu.server if r.cpu.server else 0.0)
 
     @property
     def other_cores(self) -> float:
@@ -172,13 +200,16 @@ class Harness:
     def log(self, text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    def load(self, server: Server, path: str, script: str, *args: str) -> wrk.Load:
+    def load(
+        self, server: Server, path: str, script: str, *args: str, pinned: bool = True
+    ) -> wrk.Load:
+        """wrk on ``server``: on the load generator's core, or anywhere when not ``pinned``."""
         return wrk.Load(
             script=script,
             url=f"{server.url}{path}",
             args=(f"key={KEY}", *args),
             connections=self.settings.connections,
-            cores=self.loadgen_cores,
+            cores=self.loadgen_cores if pinned else None,
         )
 
     def scenario(
@@ -219,9 +250,19 @@ class Harness:
             if scenario.prepare is not None:
                 scenario.prepare(scenario, s.seconds)
             began = time.monotonic()
+            seen: list[tuple[int, ...]] = []
+            probe = None
+            if scenario.during is not None:
+                probe = threading.Timer(s.seconds / 2, _observe, (scenario.during, seen))
+                probe.start()
             result = wrk.run(scenario.load, s.seconds, scenario.server.pids())
+            if probe is not None:
+                probe.cancel()
+                probe.join()
             noisy = result.cpu.other > s.max_other
             if not noisy or attempt == s.retries or self.noise_spent >= s.noise_budget:
+                if scenario.during is not None:
+                    scenario.observed.append(seen[0] if seen else ())
                 return result
             self.log(
                 f"other processes took {result.cpu.other:.2f} cores during {scenario.title}:"
@@ -241,9 +282,18 @@ class Harness:
         scenario: Scenario | None,
         latency: bool = False,
         why: str = "",
+        accounting: bool = True,
+        measured: bool = True,
     ) -> None:
-        """Record a target; a missed one says what bounds it (CPU accounting, then ``why``)."""
-        bound = "" if met or scenario is None else self.bound(scenario, latency)
+        """Record a target; a missed one says what bounds it (CPU accounting, then ``why``).
+
+        ``accounting``: start the explanation with what CPU accounting says of the
+        scenario's throughput or latency (off for a target on CPU per request).
+        ``measured``: False when the target could not be measured (``why`` says why).
+        """
+        bound = ""
+        if not met and measured and scenario is not None and accounting:
+            bound = self.bound(scenario, latency)
         if why and not met:
             bound = f"{bound}; {why}" if bound else why
         if bound and scenario is not None and scenario.other_cores > self.settings.max_other:
@@ -251,7 +301,8 @@ class Harness:
                 f"; noisy: other processes took up to {scenario.other_cores:.2f} cores"
                 " during its runs"
             )
-        self.report.target(name, goal, figure, met, scenario.key if scenario else None, bound)
+        key = scenario.key if scenario else None
+        self.report.target(name, goal, figure, met, key, bound, measured=measured)
 
     def bound(self, scenario: Scenario, latency: bool) -> str:
         """What limits a scenario, as far as CPU accounting tells; the profiles tell more."""
@@ -269,6 +320,34 @@ class Harness:
             f"waiting, not CPU: the server's core was only {server:.0%} busy"
             f" (fsync of 4 KiB takes {self.fsync_ms:.2f} ms on this disk)"
         )
+
+    def profiles(self) -> None:
+        """Profile each scenario behind a missed target, while its server still runs.
+
+        Called after each group of servers is measured, before they stop: scenarios
+        whose server has stopped, or that were profiled already, are left out.
+        """
+        s = self.settings
+        if not s.profile:
+            return
+        for key in self.report.missed_scenarios():
+            scenario = self.scenarios[key]
+            if key in self.report.profiles or scenario.server.process is None:
+                continue
+            self.log(f"profiling {scenario.title}")
+            if scenario.prepare is not None:
+                scenario.prepare(scenario, s.profile_seconds)
+            output = s.work / f"profile-{key}.txt"
+            try:
+                found = profiling.record(scenario.server, scenario.load, s.profile_seconds, output)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                self.report.note(f"Profiling {scenario.title} failed: {exc}")
+                continue
+            self.report.profile(key, scenario.title, found)
+
+
+def _observe(during: Callable[[], tuple[int, ...]], into: list[tuple[int, ...]]) -> None:
+    into.append(during())
 
 
 def rows(scenarios: list[Scenario], by_messages: bool = False) -> list[report.Row]:

@@ -85,9 +85,13 @@ def process_seconds(pid: int) -> float:
 
 
 def children_seconds() -> float:
-    """CPU time of this process's waited-for children (wrk runs, py-spy)."""
-    usage = os.times()
-    return usage.children_user + usage.children_system
+    """CPU time of this process's waited-for children (wrk runs, py-spy).
+
+    ``cutime`` + ``cstime`` of /proc/self/stat: a child's user and system time,
+    added when it has exited and been waited for (what ``os.times()`` reports too).
+    """
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class CpuShare:
     server: float
     loadgen: float
     other: float
+    processes: tuple[float, ...] = ()
+    """Cores of each of the server's processes, the busiest first."""
 
 
 class CpuMeter:
@@ -106,16 +112,18 @@ class CpuMeter:
         self.server_pids = server_pids
         self.began = time.monotonic()
         self.busy = busy_seconds()
-        self.server = sum(process_seconds(p) for p in server_pids)
+        self.server = {p: process_seconds(p) for p in server_pids}
         self.children = children_seconds()
 
     def stop(self) -> CpuShare:
         elapsed = max(time.monotonic() - self.began, 1e-9)
         busy = busy_seconds() - self.busy
-        server = sum(process_seconds(p) for p in self.server_pids) - self.server
+        each = sorted((process_seconds(p) - self.server[p] for p in self.server_pids), reverse=True)
+        server = sum(each)
         loadgen = children_seconds() - self.children
         other = max(0.0, busy - server - loadgen)
-        return CpuShare(server / elapsed, loadgen / elapsed, other / elapsed)
+        processes = tuple(max(0.0, s) / elapsed for s in each)
+        return CpuShare(server / elapsed, loadgen / elapsed, other / elapsed, processes)
 
 
 def background_cores(seconds: float = 2.0) -> float:

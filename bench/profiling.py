@@ -1,10 +1,11 @@
 """A quick profile of a server under load: py-spy samples while wrk drives it.
 
-py-spy (``.venv/bin/pip install py-spy``; not a dependency of Queuey) records
-the server's Python stacks; only samples of threads that were running count
-(py-spy leaves out idle ones: waiting on a socket, a lock or the disk). The
-result: how busy each thread was, and the functions that took the time,
-by self time (the function itself) and total time (with what it called).
+py-spy (pinned in pyproject.toml's ``bench`` extra, so ``make install`` puts it
+in .venv; Queuey itself does not need it) records the server's Python stacks;
+only samples of threads that were running count (py-spy leaves out idle ones:
+waiting on a socket, a lock or the disk). The result: how busy each thread
+was, and the functions that took the time, by self time (the function itself)
+and total time (with what it called).
 """
 
 from __future__ import annotations

@@ -64,7 +64,16 @@ class Target:
     figure: str
     met: bool
     scenario: str | None
+    """The scenario profiled when the target is missed."""
     bound: str
+    """What bounds a missed target (or why it was not measured)."""
+    measured: bool = True
+
+    @property
+    def verdict(self) -> str:
+        if not self.measured:
+            return "not measured"
+        return "met" if self.met else "**missed**"
 
 
 @dataclass
@@ -74,7 +83,8 @@ class Report:
     quick: bool
     options: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
-    sections: list[tuple[str, list[Row]]] = field(default_factory=list)
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    """(title, Markdown lines) of the figure sections, in the order measured."""
     servers: list[tuple[str, str]] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -115,8 +125,13 @@ class Report:
     def memory(self, label: str, rss_mb: float, peak_mb: float) -> None:
         self.memories.append((label, rss_mb, peak_mb))
 
-    def figures(self, title: str, rows: list[Row]) -> None:
-        self.sections.append((title, rows))
+    def figures(self, title: str, rows: list[Row], after: list[str] | None = None) -> None:
+        """A table of figures (requests/s), then ``after``: more Markdown lines of the section."""
+        self.sections.append((title, [*figure_table(rows, "requests/s"), *(after or [])]))
+
+    def section(self, title: str, lines: list[str]) -> None:
+        """A section of figures rendered elsewhere (Markdown lines)."""
+        self.sections.append((title, lines))
 
     def groups(self, rows: list[Row], states: list[GroupState]) -> None:
         """The consumer-group figures (runs in messages/s) and what the groups hold."""
@@ -130,13 +145,20 @@ class Report:
         self.peer_remarks += remarks
 
     def target(
-        self, name: str, goal: str, figure: str, met: bool, scenario: str | None, bound: str
+        self,
+        name: str,
+        goal: str,
+        figure: str,
+        met: bool,
+        scenario: str | None,
+        bound: str,
+        measured: bool = True,
     ) -> None:
-        self.targets.append(Target(name, goal, figure, met, scenario, bound))
+        self.targets.append(Target(name, goal, figure, met, scenario, bound, measured))
 
     def missed_scenarios(self) -> list[str]:
         """Scenarios behind missed targets, each once."""
-        found = [t.scenario for t in self.targets if not t.met and t.scenario]
+        found = [t.scenario for t in self.targets if not t.met and t.measured and t.scenario]
         return list(dict.fromkeys(found))
 
     def profile(self, key: str, title: str, profile: Profile) -> None:
@@ -168,8 +190,12 @@ class Report:
             f"Each figure is the median of {o['runs']} wrk run(s) of {o['seconds']:g} s"
             f" ({o['connections']} keep-alive connections, one wrk thread) after a"
             f" {o['warmup']:g} s warm-up run; runs of figures compared with each other are"
-            f" interleaved. Servers run one process, SQLite storage; {pinned}."
-            " Targets are ratios within this run.",
+            f" interleaved. Servers run one process (one granian worker), SQLite storage;"
+            f" {pinned} — except where a section says otherwise (two workers, nothing pinned;"
+            " one Cassandra node). Targets are issue 13's (with issue 9's on consumer groups),"
+            " as ratios within this run where they compare; a missed target says what bounds it"
+            " and, when py-spy is installed, its scenario is profiled (Profiles of missed"
+            " targets).",
             "",
             "## Machine",
             "",
@@ -190,10 +216,9 @@ class Report:
             "| --- | --- | --- | --- | --- |",
         ]
         for t in self.targets:
-            verdict = "met" if t.met else "**missed**"
-            out.append(f"| {t.name} | {t.goal} | {t.figure} | {verdict} | {t.bound} |")
-        for title, rows in self.sections:
-            out += ["", f"## {title}", "", *_figures(rows, "requests/s")]
+            out.append(f"| {t.name} | {t.goal} | {t.figure} | {t.verdict} | {t.bound} |")
+        for title, lines in self.sections:
+            out += ["", f"## {title}", "", *lines]
         if self.group_rows or self.group_states:
             out += self._groups()
         if self.peer_rows:
@@ -268,7 +293,7 @@ class Report:
             " counts messages acknowledged, requests/s claims and acks together, and p50/p99"
             " time the claims alone; runs are in messages/s.",
             "",
-            *_figures(self.group_rows, "messages/s"),
+            *figure_table(self.group_rows, "messages/s"),
         ]
         if self.group_states:
             out += [
@@ -312,8 +337,8 @@ class Report:
                 f"### {title}",
                 "",
                 f"`{profile.command}` — {profile.samples:,} samples, {profile.inside_queuey:.0%}"
-                " of them inside Queuey's code (the rest: the event loop, granian, Starlette"
-                " outside Queuey's middleware).",
+                " of them inside Queuey's code (the rest: the event loop, granian, and the"
+                " threads of libraries, such as the Cassandra driver's).",
                 "",
                 "| thread | busy |",
                 "| --- | ---: |",
@@ -329,7 +354,7 @@ class Report:
         return out
 
 
-def _figures(rows: list[Row], runs_unit: str) -> list[str]:
+def figure_table(rows: list[Row], runs_unit: str) -> list[str]:
     """A table of figures, one row a scenario."""
     out = [
         "| scenario | requests/s | messages/s | p50 ms | p99 ms | server cores"

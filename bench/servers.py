@@ -128,6 +128,10 @@ class Server:
         """Resident memory now (VmRSS), all the server's processes summed, in MB (10^6 bytes)."""
         return sum(_status_kib(p, "VmRSS") for p in self.pids()) * 1024 / 1e6
 
+    def rss_by_process(self) -> list[tuple[int, float]]:
+        """(pid, VmRSS in MB) of each of the server's processes."""
+        return [(p, _status_kib(p, "VmRSS") * 1024 / 1e6) for p in self.pids()]
+
     def peak_rss_mb(self) -> float:
         """Peak resident memory (VmHWM), all the server's processes summed, in MB."""
         return sum(_status_kib(p, "VmHWM") for p in self.pids()) * 1024 / 1e6
@@ -161,25 +165,31 @@ class Fleet:
         server.start()
         return server
 
-    def baseline(self) -> Server:
-        """bench/baseline_app.py on a free port."""
+    def baseline(self, app: str = "starlette") -> Server:
+        """bench/baseline_app.py serving ``app`` (starlette, asgi, rsgi) on a free port."""
         port = free_port()
-        command = [sys.executable, "-m", "bench.baseline_app", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", "1"]  # fmt: skip
-        return self._start(
-            Server("baseline", command, port, self.work / "baseline.log", self.cores)
-        )
+        command = [sys.executable, "-m", "bench.baseline_app", "--app", app, "--host",
+                   "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+        name = "baseline" if app == "starlette" else f"baseline-{app}"
+        return self._start(Server(name, command, port, self.work / f"{name}.log", self.cores))
 
-    def queuey(self, name: str, storage_url: str, app: str, key: str) -> Server:
-        """``queuey serve`` with one worker on ``storage_url``, one application and key."""
+    def queuey(
+        self, name: str, storage_url: str, app: str, key: str, workers: int = 1, pinned: bool = True
+    ) -> Server:
+        """``queuey serve`` with ``workers`` on ``storage_url``, one application and key.
+
+        ``pinned``: on the server cores (``taskset``); else wherever the kernel puts it.
+        """
         port = free_port()
         config = self.work / f"{name}.toml"
         config.write_text(
-            f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 1\n\n'
+            f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {workers}\n\n'
             f'[storage]\nurl = "{storage_url}"\n\n'
             f'[application_keys]\n{app} = ["{key}"]\n',
             encoding="utf-8",
         )
         command = [str(Path(sys.executable).parent / "queuey"), "serve", "--config", str(config),
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
-        return self._start(Server(name, command, port, self.work / f"{name}.log", self.cores))
+                   "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(workers)]  # fmt: skip
+        cores = self.cores if pinned else None
+        return self._start(Server(name, command, port, self.work / f"{name}.log", cores))

@@ -4,6 +4,9 @@ Each request goes to the real app and to the Starlette and Falcon adapters,
 all in-process (httpx over ASGI) over one started SQLite store; status,
 Content-Type, a request id and JSON body must be the same. Fresh message
 keys and timestamps are checked for their shape and then set aside.
+
+Also make bench's bare baselines (bench/baseline_app.py), served by granian as
+``queuey serve`` serves Queuey: each answers the same constant to any request.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from bench import baseline_app
 from bench.frameworks.adapt import APP
 from bench.frameworks.apps import build
 from bench.frameworks.bare import ANSWER
+from bench.servers import Fleet
 from queuey.api.app import storage_for
 from queuey.config import Settings
 from queuey.core.service import QueueService
@@ -131,3 +136,21 @@ async def test_bare_handler_answers_a_constant() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
         response = await client.post("/anything", content=b"x" * 140)
     assert (response.status_code, response.content) == (200, ANSWER)
+
+
+@pytest.mark.parametrize("app", sorted(baseline_app.APPS))
+def test_bench_baselines_answer_a_constant_on_granian(app: str, tmp_path: Path) -> None:
+    """Starlette, the plain ASGI callable and the RSGI one: the same answer to GET and POST."""
+    assert baseline_app.ANSWER == ANSWER  # the ASGI baseline is bench/frameworks/bare.py
+    with Fleet(tmp_path, None) as fleet:
+        server = fleet.baseline(app)
+        assert server.name == ("baseline" if app == "starlette" else f"baseline-{app}")
+        assert ["--app", app] == server.command[3:5]
+        posted = httpx.post(f"{server.url}/v1/bench/weak", content=b"x" * 140, timeout=10)
+        got = httpx.get(f"{server.url}/v1/bench/read?limit=10", timeout=10)
+        pids = server.pids()
+    for response in (posted, got):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == ANSWER
+    assert len(pids) >= 2  # granian's main process and its worker, stopped with the fleet
