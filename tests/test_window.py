@@ -318,7 +318,9 @@ class Partition:
     def __init__(self) -> None:
         self.expiry: dict[MessageKey, int] = {}
 
-    def scan(self, since: MessageKey | None, size: int, now: int) -> tuple[list, list]:
+    def scan(
+        self, since: MessageKey | None, size: int, now: int
+    ) -> tuple[list[MessageKey], list[MessageKey]]:
         """(unexpired, expired) keys at or after ``since``, ascending, ``size`` at most."""
         keys = sorted(k for k in self.expiry if since is None or k >= since)[:size]
         return [k for k in keys if self.expiry[k] > now], [k for k in keys if self.expiry[k] <= now]
