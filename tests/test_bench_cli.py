@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import machine, on_cassandra, scaling, wrk
+from bench import inprocess, machine, on_cassandra, scaling, wrk
 from bench.groups import state
 from bench.harness import Scenario, Settings
 from bench.machine import CpuShare
@@ -620,3 +620,19 @@ def test_bench_cpu_meter_splits_the_server_by_process() -> None:
     share = meter.stop()
     assert len(share.processes) == 2 and share.processes[1] == 0.0
     assert share.processes[0] == share.server > 0.1
+
+
+def test_bench_inprocess_prints_each_scenarios_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/inprocess.py calls the app in memory: every scenario answers (a request
+    refused would raise) and gets a positive CPU figure per unit."""
+    assert inprocess.main(["--requests", "64", "--concurrency", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    found = {}
+    for line in lines[1:]:
+        matched = re.fullmatch(r"\s+(\S+)\s+([0-9.]+) µs CPU per (\w+).*", line)
+        assert matched is not None, line
+        name, cost, unit = matched.groups()
+        found[name] = (float(cost), unit)
+    assert set(found) == set(inprocess.SCENARIOS)
+    assert all(cost > 0 for cost, _ in found.values())
+    assert found["claim-ack"][1] == "message" and found["post"][1] == "request"
