@@ -112,7 +112,8 @@ def _fast(item: Any, target: Queue) -> NewMessage | None:
     if type(item) is dict and len(item) == 1:
         body = item.get("body")
         if type(body) is str and body:
-            return NewMessage(body, "text/plain", DEFAULT_TTL, _any_partition(target))
+            partition = 1 + int(_random() * target.partitions)  # _any_partition, inlined
+            return NewMessage(body, "text/plain", DEFAULT_TTL, partition)
     return None
 
 
@@ -166,12 +167,19 @@ class Messages:
 
     # -- posting -------------------------------------------------------------
 
-    def check_size(self, text: str | bytes, what: str) -> None:
-        size = len(text.encode()) if isinstance(text, str) else len(text)
-        if size > self.limits.max_message_bytes:
-            raise PayloadTooLarge(
-                f"{what} has {size} bytes; the limit is {self.limits.max_message_bytes}."
-            )
+    def check_size(self, text: str | bytes, what: str | int) -> None:
+        """413 when ``text`` has more UTF-8 bytes than a message may; ``what`` names it
+        (a batch item by its index: "Message 3")."""
+        limit = self.limits.max_message_bytes
+        if isinstance(text, str):
+            if len(text) * 4 <= limit:  # no character takes more than 4 bytes: no need to count
+                return
+            size = len(text.encode())
+        else:
+            size = len(text)
+        if size > limit:
+            name = f"Message {what}" if isinstance(what, int) else what
+            raise PayloadTooLarge(f"{name} has {size} bytes; the limit is {limit}.")
 
     async def post_batch(self, queue: Queue, document: Any) -> list[dict[str, Any]]:
         """Post ``{"messages": [...]}``: every item valid, or nothing stored."""
@@ -181,7 +189,7 @@ class Messages:
         if isinstance(items, list):
             for i, item in enumerate(items):
                 if isinstance(item, dict) and isinstance(item.get("body"), str):
-                    self.check_size(item["body"], f"Message {i}")
+                    self.check_size(item["body"], i)
         if items is None:
             raise ValidationError({"messages": "Required"})
         if not isinstance(items, list):
