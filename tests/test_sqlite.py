@@ -4,6 +4,7 @@ clock, migrations, cheap queue deletion, its knobs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from queuey.storage.groups import Group, GroupSettings
 from queuey.storage.keys import MessageKey
 from queuey.storage.sqlite import SQLiteStorage
 from queuey.storage.sqlite import groups as group_sql
+from queuey.storage.sqlite.checkpoint import INTERVAL
 from queuey.storage.sqlite.connections import connect
 from queuey.storage.sqlite.schema import MIGRATIONS, migrate
 from queuey.storage.sqlite.writer import Job, Txn, Writer
@@ -395,3 +397,36 @@ async def test_windows_of_schema_4_are_kept_by_migration_5(tmp_path: Path) -> No
         assert (report.counters.delivered, report.counters.acknowledged) == (5, 2)
     finally:
         await reopened.close()
+
+
+async def test_checkpoints_copy_the_log_into_the_file_off_the_writer(tmp_path: Path) -> None:
+    """A thread of its own copies the log into the database file every INTERVAL, before
+    the writer's COMMIT would (past a quarter of the reserve, 512 pages here: these
+    writes are some 70), so the file itself (read ignoring the log) soon holds them."""
+    store = SQLiteStorage(tmp_path / "q.db")
+    await store.start()
+    try:
+        pages = await store._writer.submit(
+            lambda conn, txn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+            durable=False,
+        )
+        assert pages == 512
+        queue, _ = await store.create_queue("app", "q", QueueSettings(consistency="weak"))
+        for _ in range(5):
+            await store.post_messages(queue, [msg("x" * 500) for _ in range(100)])
+        deadline = time.monotonic() + 10
+        while True:
+            # immutable=1: the database file alone, as if the log were not there.
+            uri = f"file:{tmp_path / 'q.db'}?mode=ro&immutable=1"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as file_only:
+                try:
+                    (count,) = file_only.execute("SELECT count(*) FROM messages").fetchone()
+                except sqlite3.OperationalError:  # the table itself is still only in the log
+                    count = 0
+            if count == 500:
+                break
+            assert time.monotonic() < deadline, f"the file holds {count} of 500 messages"
+            await asyncio.sleep(INTERVAL)
+        assert store._checkpointer is not None and store._checkpointer.runs > 0
+    finally:
+        await store.close()

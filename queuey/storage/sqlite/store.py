@@ -38,6 +38,7 @@ from queuey.storage.keys import MessageKey, new_tail
 from queuey.storage.sqlite import groups as group_sql
 from queuey.storage.sqlite import messages as message_sql
 from queuey.storage.sqlite import queues as queue_sql
+from queuey.storage.sqlite.checkpoint import Checkpointer
 from queuey.storage.sqlite.connections import SMALL_READ, Readers, connect
 from queuey.storage.sqlite.marks import MarkReader
 from queuey.storage.sqlite.purge import Purger
@@ -116,6 +117,7 @@ class SQLiteStorage:
         self._windows = group_sql.Windows()
         self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._marks = MarkReader()
+        self._checkpointer = None if in_memory else Checkpointer(self.path, busy_timeout)
         self._started = False
 
     def observe(
@@ -158,6 +160,8 @@ class SQLiteStorage:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._readers.start()
         self._writer.start(conn)
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         self._purger.start()
         self._started = True
 
@@ -167,6 +171,8 @@ class SQLiteStorage:
         self._started = False
         await self._purger.stop()
         await self._writer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._readers.close()
 
     async def ping(self) -> None:
