@@ -15,8 +15,9 @@ stays as it is, the backstop for writes faster than this thread). A passive
 checkpoint takes no lock that writers or readers wait for: it copies what no
 reader still needs, and once all of the log is copied the writer's next
 transaction writes the log from its beginning again. SQLite releases the GIL
-while it copies and syncs; a checkpoint with nothing to copy costs
-microseconds.
+while it copies and syncs. It checkpoints only after this process's writer
+committed (``commits``): an idle server does not wake SQLite 50 times a
+second, and every process sharing a file checkpoints its own writes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 
 from queuey.storage.sqlite.connections import connect
 
@@ -37,7 +39,15 @@ INTERVAL = 0.02
 class Checkpointer:
     """A thread checkpointing one file's write-ahead log, passively, every ``interval``."""
 
-    def __init__(self, path: str, busy_timeout: float, interval: float = INTERVAL) -> None:
+    def __init__(
+        self,
+        path: str,
+        busy_timeout: float,
+        commits: Callable[[], int],
+        interval: float = INTERVAL,
+    ) -> None:
+        """``commits()``: how many transactions the writer has committed so far."""
+        self._commits = commits
         self._path = path
         self._busy_timeout = busy_timeout
         self._interval = interval
@@ -62,8 +72,13 @@ class Checkpointer:
 
     def _loop(self, conn: sqlite3.Connection) -> None:
         failing = False
+        done = -1  # the writer's commits at the last checkpoint
         try:
             while not self._stop.wait(self._interval):
+                commits = self._commits()
+                if commits == done and not failing:
+                    continue
+                done = commits
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # a full disk, a locked file: try again later

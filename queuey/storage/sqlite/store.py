@@ -117,7 +117,11 @@ class SQLiteStorage:
         self._windows = group_sql.Windows()
         self._purger = _Purger(self._writer, interval=purge_interval, batch=purge_batch)
         self._marks = MarkReader()
-        self._checkpointer = None if in_memory else Checkpointer(self.path, busy_timeout)
+        self._checkpointer = (
+            None
+            if in_memory
+            else Checkpointer(self.path, busy_timeout, lambda: self._writer.commits)
+        )
         self._started = False
 
     def observe(
