@@ -48,7 +48,7 @@ RECENT_MS = 600_000
 RECENT_MAX = 1_000
 
 
-class Record(msgspec.Struct, array_like=True):
+class Record(msgspec.Struct, array_like=True, order=True):
     ts: int
     tail: bytes
     state: int
@@ -104,7 +104,7 @@ class Window(msgspec.Struct, array_like=True):
     def find(self, key: tuple[int, bytes]) -> Record | None:
         """The record of ``key`` (``records`` are in key order)."""
         records = self.records
-        i = bisect.bisect_left(records, key, key=_order)
+        i = _before(records, key)
         if i < len(records) and records[i].ts == key[0] and records[i].tail == key[1]:
             return records[i]
         return None
@@ -258,9 +258,9 @@ def claim(
                 Claimed(key, Receipt(partition, key, window.epoch, record.token), record.deliveries)
             )
     if appended:
-        appended.sort(key=_order)
-        if records and _order(appended[0]) < _order(records[-1]):
-            records = sorted([*records, *appended], key=_order)
+        appended.sort()  # by key: records order by their fields, key first
+        if records and appended[0] < records[-1]:
+            records = sorted([*records, *appended])
         else:  # the usual case: new messages after every record
             records = [*records, *appended]
         window.records = records
@@ -324,13 +324,14 @@ def lower(window: Window, key: MessageKey) -> None:
         window.reach(key)
 
 
-def _order(record: Record) -> tuple[int, bytes]:
-    return (record.ts, record.tail)
-
-
 def _before(records: Sequence[Record], key: tuple[int, bytes]) -> int:
-    """How many of ``records`` (in key order) lie before ``key``."""
-    return bisect.bisect_left(records, key, key=_order)
+    """How many of ``records`` (in key order) lie before ``key``.
+
+    Records order by their fields (``order=True``), key first: a probe with the
+    key and a state below every real one sorts before the key's own record, and
+    the search compares in C rather than calling a key function (half the time).
+    """
+    return bisect.bisect_left(records, Record(key[0], key[1], -1, 0, 0, 0))
 
 
 def _walk(
