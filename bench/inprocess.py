@@ -41,6 +41,9 @@ from bench.groups import fill
 
 BODY = b"x" * 140
 BATCH = msgspec.json.encode({"messages": [{"body": "x" * 140} for _ in range(100)]})
+#: queuey.api.metrics.MULTIPROC_ENV, not imported from there: prometheus-client picks its
+#: mode when first imported, so the variable must be set before anything imports it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SCENARIOS = ("lbheartbeat", "get-1", "get-10", "post", "batch", "claim-ack")
 _decode = msgspec.json.Decoder().decode
 
@@ -145,9 +148,7 @@ async def _drive(
 
 
 async def run(folder: Path, names: list[str], count: int, concurrency: int, profile: str) -> None:
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(folder / "metrics"))
-    (folder / "metrics").mkdir(exist_ok=True)
-    from queuey.api.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
+    from queuey.api.app import create_app  # once MULTIPROC_ENV is set (see above)
     from queuey.config import Settings
 
     db = folder / "bench.db"
@@ -192,11 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < args.concurrency:
         parser.error("--requests must be at least --concurrency")
+    before = os.environ.get(MULTIPROC_ENV)
     with tempfile.TemporaryDirectory(prefix="queuey-inprocess-") as folder:
-        asyncio.run(
-            run(Path(folder), args.only or list(SCENARIOS), args.requests, args.concurrency,
-                args.profile)
-        )  # fmt: skip
+        # Metrics as under queuey serve: in files of a directory, set before the app exists.
+        metrics = Path(folder) / "metrics"
+        metrics.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics)
+        try:
+            asyncio.run(
+                run(Path(folder), args.only or list(SCENARIOS), args.requests, args.concurrency,
+                    args.profile)
+            )  # fmt: skip
+        finally:  # the directory goes with this run: leave the caller's environment as it was
+            if before is None:
+                del os.environ[MULTIPROC_ENV]
+            else:
+                os.environ[MULTIPROC_ENV] = before
     return 0
 
 

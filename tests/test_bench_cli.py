@@ -29,6 +29,7 @@ from bench.machine import CpuShare
 from bench.report import GroupState, Report, Row
 from bench.run import Bench
 from bench.servers import Server as BenchServer
+from queuey.api.metrics import MULTIPROC_ENV
 from queuey.bench import Progress, message_body, percentile
 from queuey.cli import main
 from tests.conftest import APP1, ROOT, Server, write_config
@@ -624,8 +625,11 @@ def test_bench_cpu_meter_splits_the_server_by_process() -> None:
 
 def test_bench_inprocess_prints_each_scenarios_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     """bench/inprocess.py calls the app in memory: every scenario answers (a request
-    refused would raise) and gets a positive CPU figure per unit."""
+    refused would raise) and gets a positive CPU figure per unit; the environment is left
+    as it was (its metrics directory is gone after the run)."""
+    before = os.environ.get(MULTIPROC_ENV)
     assert inprocess.main(["--requests", "64", "--concurrency", "8"]) == 0
+    assert os.environ.get(MULTIPROC_ENV) == before
     lines = capsys.readouterr().out.splitlines()
     found = {}
     for line in lines[1:]:
