@@ -217,6 +217,11 @@ class Report:
         ]
         for t in self.targets:
             out.append(f"| {t.name} | {t.goal} | {t.figure} | {t.verdict} | {t.bound} |")
+        out += [
+            "",
+            "Where a request's time goes in Queuey's own code, and what was tried against each"
+            " missed target and what it gave: [docs/performance.md](docs/performance.md).",
+        ]
         for title, lines in self.sections:
             out += ["", f"## {title}", "", *lines]
         if self.group_rows or self.group_states:
