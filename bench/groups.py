@@ -221,7 +221,7 @@ def state(
         windows=len(windows),
         window_bytes=sum(len(b) for b in windows),
         records=sum(len(x.records) for x in loaded),
-        recent=sum(len(x.recent) for x in loaded),
+        recent=sum(len(x.recent) // w.REMEMBERED.size for x in loaded),
         file_bytes=grew,
     )
 

@@ -364,37 +364,44 @@ async def test_a_put_behind_the_frontier_through_another_process_is_claimed(
 
 
 async def test_windows_of_schema_4_are_kept_by_migration_5(tmp_path: Path) -> None:
-    """A file whose windows were written before the frontier (schema 4) keeps its groups'
-    places and leases: the migration copies the rows, the old windows decode."""
+    """A file whose windows were written before the frontier (schema 4, remembered
+    receipts as a list of arrays) keeps its groups' places, leases and remembered
+    receipts: the migration copies the rows, the old windows decode."""
     store = SQLiteStorage(tmp_path / "q.db")
     await store.start()
     group, keys = await _group(store, 5)
     leased = await store.claim(group, [1], 2, None, 10_000)
     await store.settle(group, "ack", [leased[0].receipt], 0)
+    (third,) = await store.claim(group, [1], 1, None, 10_000)  # moves the start past keys[0]
     await store.close()
     with sqlite3.connect(tmp_path / "q.db") as conn:  # back to schema 4, old-shaped windows
         (blob,) = conn.execute("SELECT window FROM group_windows").fetchone()
         old = w.load(blob)
-        old_shape = msgspec.msgpack.encode(
-            msgspec.to_builtins(old, builtin_types=(bytes,))[:-2]
-        )  # no frontier fields
+        assert [e[:3] for e in w.remembered(old)] == [(*keys[0], leased[0].receipt.token)]
+        shape = msgspec.to_builtins(old, builtin_types=(bytes,))[:-2]  # no frontier fields
+        shape[5] = [list(e) for e in w.remembered(old)]  # receipts as a list of arrays
         conn.executescript(
             "DROP TABLE group_windows; CREATE TABLE group_windows (gid INTEGER NOT NULL,"
             " partition INTEGER NOT NULL, window BLOB NOT NULL, PRIMARY KEY (gid, partition))"
             " WITHOUT ROWID; DELETE FROM schema_version WHERE version = 5;"
         )
-        conn.execute("INSERT INTO group_windows VALUES (?, 1, ?)", (int(group.handle), old_shape))
+        conn.execute(
+            "INSERT INTO group_windows VALUES (?, 1, ?)",
+            (int(group.handle), msgspec.msgpack.encode(shape)),
+        )
     reopened = SQLiteStorage(tmp_path / "q.db")
     await reopened.start()
     try:
         again = await reopened.get_group(group.queue, "g")
         assert again is not None
+        retried = await reopened.settle(again, "ack", [leased[0].receipt], 0)
+        assert (retried.accepted, retried.lost) == ([leased[0].receipt], [])  # remembered
         found = await reopened.claim(again, [1], 10, None, 10_000)
-        assert [d.message.key for d in found] == keys[2:]  # keys[1] still leased
-        settled = await reopened.settle(again, "ack", [leased[1].receipt], 0)
+        assert [d.message.key for d in found] == keys[3:]  # keys[1] and keys[2] still leased
+        settled = await reopened.settle(again, "ack", [leased[1].receipt, third.receipt], 0)
         assert settled.lost == []
         report = await reopened.report(again)
-        assert (report.counters.delivered, report.counters.acknowledged) == (5, 2)
+        assert (report.counters.delivered, report.counters.acknowledged) == (5, 3)
     finally:
         await reopened.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 
 from queuey.storage import window as w
@@ -433,3 +434,39 @@ def test_claims_from_the_frontier_keep_the_rules_when_leased_messages_vanish(
     seed: int, guarantee: str
 ) -> None:
     frontier_run(seed, guarantee, mortal=True)
+
+
+def test_receipts_accepted_behind_the_start_are_remembered_ten_minutes_at_most_1000() -> None:
+    """A retried acknowledgement succeeds again after the start moved past its message,
+    while its receipt is remembered: for RECENT_MS, the last RECENT_MAX of a window."""
+    r = rules("exactly_once", max_in_flight=5000)
+    keys = [
+        MessageKey(5000 + i, bytes([0x80, 0, 0, 0, 0, 0, i >> 8, i & 0xFF])) for i in range(1500)
+    ]
+    window = w.load(None)
+    leased, _ = w.claim(window, 1, keys, r, 0, 1500, None)
+    receipts = [c.receipt for c in leased]
+    assert w.settle(window, receipts, r, 10, "ack")[1] == []
+    w.claim(window, 1, keys, r, 20, 10, None)  # all done: the start moves past them
+    assert window.records == [] and window.start == w.successor(keys[-1])
+    assert len(list(w.remembered(window))) == w.RECENT_MAX  # the last 1000
+    kept, dropped = receipts[-1], receipts[0]
+    assert w.settle(window, [kept, dropped], r, 30, "ack")[:2] == ([kept], [dropped])
+    again = w.load(w.dump(window))  # the packed entries survive the round trip
+    assert w.settle(again, [kept], r, 30, "ack")[0] == [kept]
+    w.claim(window, 1, [], r, 20 + w.RECENT_MS, 10, None)  # ten minutes on: forgotten
+    assert list(w.remembered(window)) == []
+    assert w.settle(window, [kept], r, 30 + w.RECENT_MS, "ack")[1] == [kept]
+
+
+def test_windows_stored_with_remembered_receipts_as_arrays_still_load() -> None:
+    """Windows written before the receipts were packed hold them as a list of arrays."""
+    window = w.load(None)
+    window.begin_at(KEYS[5])
+    shape = msgspec.to_builtins(window, builtin_types=(bytes,))
+    shape[5] = [[KEYS[1].ts, KEYS[1].tail, 7, 100], [KEYS[2].ts, b"short", 8, 100]]
+    loaded = w.load(msgspec.msgpack.encode(shape[:-2]))  # and before the frontier
+    assert list(w.remembered(loaded)) == [(KEYS[1].ts, KEYS[1].tail, 7, 100)]
+    assert loaded.start == KEYS[5] and loaded.frontier is None
+    receipt = w.Receipt(1, KEYS[1], 0, 7)
+    assert w.settle(loaded, [receipt], rules(), 200, "ack")[0] == [receipt]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -78,8 +79,10 @@ class Window(msgspec.Struct, array_like=True):
     epoch: int = 0
     next_token: int = 1
     records: list[Record] = msgspec.field(default_factory=list)
-    recent: list[tuple[int, bytes, int, int]] = msgspec.field(default_factory=list)
-    """(ts, tail, token, accepted at ms) of receipts accepted behind ``start``."""
+    recent: bytes = b""
+    """Receipts accepted behind ``start``, oldest first: packed :data:`REMEMBERED` entries
+    (ts, tail, token, accepted at ms), not a list of arrays: encoding a window then copies
+    them instead of encoding up to a thousand tuples (see :func:`remembered`)."""
     counters: Counters = msgspec.field(default_factory=Counters)
     frontier_ts: int | None = None
     frontier_tail: bytes = b""
@@ -110,8 +113,27 @@ class Window(msgspec.Struct, array_like=True):
         return None
 
 
+#: One remembered receipt: the key's ts and 8-byte tail, the lease token, when accepted.
+REMEMBERED = struct.Struct(">q8sqq")
+
+
+class _Earlier(msgspec.Struct, array_like=True):
+    """A window as stored before ``recent`` was packed (a list of arrays); read, then packed."""
+
+    start_ts: int | None = None
+    start_tail: bytes = b""
+    epoch: int = 0
+    next_token: int = 1
+    records: list[Record] = msgspec.field(default_factory=list)
+    recent: list[tuple[int, bytes, int, int]] = msgspec.field(default_factory=list)
+    counters: Counters = msgspec.field(default_factory=Counters)
+    frontier_ts: int | None = None
+    frontier_tail: bytes = b""
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Window)
+_earlier = msgspec.msgpack.Decoder(_Earlier)
 
 
 def dump(window: Window) -> bytes:
@@ -124,7 +146,18 @@ def load(data: bytes | None, start: MessageKey | None = None) -> Window:
         window = Window()
         window.begin_at(start)
         return window
-    return _decoder.decode(data)
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError:
+        old = _earlier.decode(data)
+    packed = b"".join(REMEMBERED.pack(*e) for e in old.recent if len(e[1]) == 8)
+    fields = {f: getattr(old, f) for f in _Earlier.__struct_fields__ if f != "recent"}
+    return Window(**fields, recent=packed)
+
+
+def remembered(window: Window) -> Iterator[tuple[int, bytes, int, int]]:
+    """The receipts accepted behind ``start``: (ts, tail, token, accepted at ms), oldest first."""
+    return REMEMBERED.iter_unpack(window.recent)
 
 
 def successor(key: MessageKey) -> MessageKey:
@@ -403,19 +436,25 @@ def _advance(
         window.begin_at(start)
         cut = _before(window.records, start)
         behind, window.records = window.records[:cut], window.records[cut:]
-        window.recent.extend((r.ts, r.tail, r.token, now) for r in behind if r.state == ACKED)
+        # Message tails are 8 bytes; anything else is not remembered (a retry of it is lost).
+        window.recent += b"".join(
+            REMEMBERED.pack(r.ts, r.tail, r.token, now)
+            for r in behind
+            if r.state == ACKED and len(r.tail) == 8
+        )
     _forget_recent(window, now)
 
 
 def _forget_recent(window: Window, now: int) -> None:
     """Keep the accepted receipts of the last ``RECENT_MS``, at most ``RECENT_MAX`` of them."""
-    recent = window.recent
+    recent, size = window.recent, REMEMBERED.size
+    count = len(recent) // size
     old = 0  # they were appended in time order: the old ones lead
-    while old < len(recent) and recent[old][3] <= now - RECENT_MS:
+    while old < count and REMEMBERED.unpack_from(recent, old * size)[3] <= now - RECENT_MS:
         old += 1
-    old = max(old, len(recent) - RECENT_MAX)
+    old = max(old, count - RECENT_MAX)
     if old > 0:
-        del recent[:old]
+        window.recent = recent[old * size :]
 
 
 def dead(window: Window, count: int, lettered: bool) -> None:
@@ -446,7 +485,7 @@ def _accepts(
             and behind
             and any(
                 (ts, tail, token) == (*receipt.key, receipt.token)
-                for ts, tail, token, _ in window.recent
+                for ts, tail, token, _ in remembered(window)
             )
         )
     if record.token != receipt.token:
@@ -510,7 +549,7 @@ def seek(window: Window, to: MessageKey | None) -> None:
     window.reach(None)
     window.epoch += 1
     window.records = []
-    window.recent = []
+    window.recent = b""
 
 
 class PartitionState(NamedTuple):

@@ -159,7 +159,7 @@ def _trace(
     # Leased by this write: a token it handed out (at_most_once's leases may already be
     # behind the new start, remembered in ``recent``).
     tokens = {(r.ts, r.tail, r.token) for r in after.records}
-    tokens |= {(ts, tail, token) for ts, tail, token, _ in after.recent}
+    tokens |= {(ts, tail, token) for ts, tail, token, _ in w.remembered(after)}
     leased = sorted(
         f"{ts}:{tail.hex()}" for ts, tail, token in tokens if token >= before.next_token
     )
