@@ -13,7 +13,8 @@ hide messages younger than the queue's settle delay. How much of a write is
 all or nothing is said in ``messages.py``.
 
 Modules: ``session.py`` (the driver session, consistency levels, errors as
-StoreUnavailable), ``schema.py``, ``statements.py`` (the CQL),
+StoreUnavailable), ``reactor.py`` (the driver's connections on the store's
+event loop), ``schema.py``, ``statements.py`` (the CQL),
 ``timeuuids.py`` (keys as TimeUUIDs, hour buckets), ``queues.py`` (queue
 metadata), ``messages.py``, ``idempotency.py``, ``groups.py`` (consumer
 groups, which lists the modules of its parts), ``store.py``

@@ -23,27 +23,43 @@ call with nothing stored. Then the rows go as
 before it writes anything else (idempotency keys, ``idempotency.py``).
 A row may carry its write timestamp (microseconds): a message completed late
 with an old timestamp loses to every later write of its id, a delete included.
+
+Range reads take a partition's hours from the index as this process read it
+less than :data:`HOURS_SECONDS` ago, when they hide messages younger than the
+settle delay (``settle``): an index read at time T lists the hour of every
+message whose id is older than T less the settle delay (the delay's premise:
+a message, and before it its index row, lands within it), and the hours from
+that one on are read whatever the index said. So a post is never missed. What
+the remembered index may miss for that long is another web node's overwrite
+by id (``put_messages``) of an id older than that, in an hour that had no
+message in the partition; this process's own writes forget the index they
+are missing from.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from cassandra.query import BoundStatement
 
 from queuey.storage.base import Message
 from queuey.storage.cassandra.session import Connection
-from queuey.storage.cassandra.timeuuids import MAX_TAIL, MIN_TAIL, hour, message_key, timeuuid
-from queuey.storage.keys import MessageKey
+from queuey.storage.cassandra.timeuuids import MAX_TAIL, MIN_TAIL, hour, key_of_bytes, timeuuid
+from queuey.storage.keys import MessageKey, now_ticks
 
 T = TypeVar("T")
 #: Bytes a row costs a batch beyond its encoded values (measured on Cassandra 5: ~50-100).
 ROW_OVERHEAD = 128
 #: Statements one call runs at once when it runs one per partition or per message.
 FAN_OUT = 32
+#: Seconds a partition's hour index, as read, serves range reads (see the module's docstring).
+HOURS_SECONDS = 1.0
+#: Queue partitions whose hour index is remembered, at most (all forgotten past it).
+HOURS_KEPT = 10_000
 
 
 class Row(NamedTuple):
@@ -65,8 +81,19 @@ class Bound(NamedTuple):
     size: int
 
 
+class Hours(NamedTuple):
+    """A partition's hour index from some hour on, as read."""
+
+    deadline: float  # time.monotonic() after which it is read again
+    read_at: int  # when the read began, in key ticks
+    hours: list[int]  # ascending
+    known: frozenset[int]
+
+
 async def all_of(calls: Sequence[Awaitable[Any]]) -> list[Any]:
     """Await every call; then raise the first failure, if any (no call left running)."""
+    if len(calls) <= 1:  # no task to run it beside others
+        return [await call for call in calls]
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -93,10 +120,17 @@ class Messages:
         self._batch_bytes = batch_bytes
         self._logged_batch_bytes = logged_batch_bytes
         self._known_hours: set[tuple[uuid.UUID, int, int]] = set()
+        #: (qid, partition) -> first hour -> the index from it on, as read (read_range).
+        self._hours: dict[tuple[uuid.UUID, int], dict[int, Hours]] = {}
+        #: Writes that made this process forget an index: a read that overlapped one
+        #: is not remembered.
+        self._forgotten = 0
 
     async def _note_hours(self, qid: uuid.UUID, pairs: set[tuple[int, int]], level: int) -> None:
         """Record the hours written to, once per process and hour."""
         new = [(p, h) for p, h in pairs if (qid, p, h) not in self._known_hours]
+        if not new:
+            return
         await all_of([self._db.run("add_hour", (qid, p, h), level) for p, h in new])
         if len(self._known_hours) > 100_000:
             self._known_hours.clear()
@@ -132,6 +166,7 @@ class Messages:
             groups.setdefault(group, []).append((statement, size))
             every.append(statement)
             total += size
+        self._forget_hours(qid, groups)
         await self._note_hours(qid, set(groups), level)
         if len(groups) == 1 and total <= self._batch_bytes:
             await db.batch(every, level, logged=False)
@@ -140,6 +175,51 @@ class Messages:
         else:
             chunks = [chunk for group in groups.values() for chunk in self._chunks(group)]
             await all_of([db.batch(chunk, level, logged=False) for chunk in chunks])
+
+    def _forget_hours(self, qid: uuid.UUID, groups: Iterable[tuple[int, int]]) -> None:
+        """Forget the remembered indexes that miss an hour about to be written."""
+        for partition, bucket in groups:
+            kept = self._hours.get((qid, partition))
+            if kept and any(
+                first <= bucket and bucket not in index.known for first, index in kept.items()
+            ):
+                del self._hours[(qid, partition)]
+                self._forgotten += 1
+
+    async def _hours_of(
+        self,
+        qid: uuid.UUID,
+        partition: int,
+        first: int,
+        last: int,
+        level: int,
+        settle: int | None,
+    ) -> list[int]:
+        """The hours ``first``..``last`` of a partition that may hold messages, ascending.
+
+        ``settle``: the read hides ids younger than this (ticks), so a remembered
+        index will do (the module's docstring); None or 0: the index is read.
+        """
+        if settle:
+            index = self._hours.get((qid, partition), {}).get(first)
+            if index is not None and index.deadline > time.monotonic():
+                hours = [h for h in index.hours if h <= last]
+                # Hours that may have been indexed since: of ids then younger than the delay.
+                since = max(first, hour(index.read_at - settle))
+                later = [h for h in range(since, last + 1) if h not in index.known]
+                return sorted(hours + later) if later else hours
+        forgotten = self._forgotten
+        read_at = now_ticks()
+        rows = await self._db.run("hours_from", (qid, partition, first), level)
+        hours = [r.hour for r in rows]
+        if settle and forgotten == self._forgotten:
+            if len(self._hours) >= HOURS_KEPT:
+                self._hours.clear()
+            deadline = time.monotonic() + HOURS_SECONDS
+            self._hours.setdefault((qid, partition), {})[first] = Hours(
+                deadline, read_at, hours, frozenset(hours)
+            )
+        return [h for h in hours if h <= last]
 
     def _chunks(self, group: list[tuple[BoundStatement, int]]) -> list[list[BoundStatement]]:
         """One partition's statements cut into batches of at most ``batch_bytes`` (or one row)."""
@@ -162,8 +242,14 @@ class Messages:
         descending: bool,
         newest: MessageKey,
         level: int,
+        settle: int | None = None,
     ) -> list[Message]:
-        """Up to ``limit`` messages of one partition from ``since``, none newer than ``newest``."""
+        """Up to ``limit`` messages of one partition from ``since``, none newer than ``newest``.
+
+        ``settle``: ``newest`` is now less this many ticks, the settle delay
+        (before ``since`` bounds it), and the hour index may be the one this
+        process read less than :data:`HOURS_SECONDS` ago (the module's docstring).
+        """
         oldest = MessageKey(0, MIN_TAIL)
         if since is not None and descending:
             # At or before ``since``, newest first; a pure time bound takes its whole tick.
@@ -172,11 +258,7 @@ class Messages:
             oldest = since if since.tail else MessageKey(since.ts, MIN_TAIL)
         lower, upper = timeuuid(oldest), timeuuid(newest)
         first_hour = max(hour(oldest.ts), 0)
-        hours = [
-            r.hour for r in await self._db.run("hours_from", (qid, partition, first_hour), level)
-        ]
-        last_hour = hour(newest.ts)
-        hours = [h for h in hours if h <= last_hour]
+        hours = await self._hours_of(qid, partition, first_hour, hour(newest.ts), level, settle)
         if descending:
             hours.reverse()
         statement = "range_desc" if descending else "range_asc"
@@ -186,7 +268,7 @@ class Messages:
                 statement, (qid, partition, bucket, lower, upper, limit - len(found)), level
             )
             found.extend(
-                Message(message_key(r.id), partition, r.body, r.content_type) for r in rows
+                Message(key_of_bytes(r.id), partition, r.body, r.content_type) for r in rows
             )
             if len(found) >= limit:
                 break

@@ -43,7 +43,7 @@ class Scans:
         start = window.start
         found = await self._messages.read_range(
             uuid.UUID(queue.handle), partition, start, w.scan_size(window, limit), False, newest,
-            level,
+            level, settle,
         )  # fmt: skip
         # Cassandra orders a tick's tails signed, the window unsigned: use the window's order.
         found = sorted((m for m in found if start is None or m.key >= start), key=lambda m: m.key)

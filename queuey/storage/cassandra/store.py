@@ -31,7 +31,7 @@ from queuey.storage.cassandra.groups import Groups
 from queuey.storage.cassandra.idempotency import Freshness, Keys, Record, age, now_micros, stamp
 from queuey.storage.cassandra.marks import Marks
 from queuey.storage.cassandra.messages import Messages, Row, all_of
-from queuey.storage.cassandra.queues import Queues
+from queuey.storage.cassandra.queues import CHECK_SECONDS, Queues
 from queuey.storage.cassandra.session import Connection
 from queuey.storage.cassandra.timeuuids import MAX_TAIL, timeuuid
 from queuey.storage.groups import (
@@ -81,6 +81,12 @@ class CassandraStorage:
     ``idempotency_window``
         Seconds a message's idempotency key is remembered, counted from its
         first post (default 86400; at most 20 years, Cassandra's longest TTL).
+    ``queue_check_seconds``
+        Seconds a queue row this process read may stand for the stored one in
+        the check of a post without idempotency keys (default 2, as the
+        server's ``queue_cache_seconds``; 0: every post reads it). Another web
+        node's deletion or change of the queue may go unseen by posts that
+        long (``queues.py``).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class CassandraStorage:
         batch_bytes: int = BATCH_BYTES,
         logged_batch_bytes: int = LOGGED_BATCH_BYTES,
         idempotency_window: int = IDEMPOTENCY_WINDOW,
+        queue_check_seconds: float = CHECK_SECONDS,
     ) -> None:
         if not keyspace.isidentifier():
             raise ValueError(f"keyspace {keyspace!r} must be letters, digits and _")
@@ -114,7 +121,7 @@ class CassandraStorage:
             request_timeout=request_timeout,
         )
         self._levels = self._db.levels
-        self._queues = Queues(self._db, namespace)
+        self._queues = Queues(self._db, namespace, queue_check_seconds)
         self._messages = Messages(
             self._db, batch_bytes=batch_bytes, logged_batch_bytes=logged_batch_bytes
         )
@@ -152,7 +159,8 @@ class CassandraStorage:
 
         ``namespace=NAME`` keeps this deployment's queues apart from those of
         others sharing the keyspace (each sees only its own applications).
-        Raises ValueError for a URL that says none of this.
+        ``queue_check_seconds=S`` sets that knob (default 2). Raises
+        ValueError for a URL that says none of this.
         """
         parts = urlsplit(url)
         netloc = parts.netloc
@@ -176,6 +184,13 @@ class CassandraStorage:
             if item:
                 name, _, count = item.partition(":")
                 datacenters[name] = int(count) if count.isdigit() else replication
+        check_text = query.get("queue_check_seconds", [str(CHECK_SECONDS)])[-1]
+        try:
+            check_seconds = float(check_text)
+        except ValueError:
+            check_seconds = -1.0
+        if not 0 <= check_seconds < float("inf"):
+            raise ValueError("queue_check_seconds must be a number of seconds, 0 or more")
         return cls(
             hosts,
             keyspace,
@@ -188,6 +203,7 @@ class CassandraStorage:
             idempotency_window=(
                 IDEMPOTENCY_WINDOW if idempotency_window is None else idempotency_window
             ),
+            queue_check_seconds=check_seconds,
         )
 
     # -- lifecycle -------------------------------------------------------
@@ -233,9 +249,12 @@ class CassandraStorage:
     # -- messages ----------------------------------------------------------
 
     async def post_messages(self, queue: Queue, messages: Sequence[NewMessage]) -> list[Posted]:
-        await self._queues.check(queue)
+        keyed = any(m.idempotency_key is not None for m in messages)
+        await self._queues.check(queue, recent=not keyed)
         qid = uuid.UUID(queue.handle)
         level = self._levels.write[queue.settings.consistency]
+        if not keyed:
+            return await self._post_plain(qid, messages, level)
         read = self._levels.read[queue.settings.consistency]
         fresh = Freshness.of(self.settle_seconds(queue.settings.consistency))
         first_of: dict[str, int] = {}  # idempotency key -> index of its first item
@@ -299,6 +318,22 @@ class CassandraStorage:
             for i, m in enumerate(messages)
         ]
 
+    async def _post_plain(
+        self, qid: uuid.UUID, messages: Sequence[NewMessage], level: int
+    ) -> list[Posted]:
+        """Messages without idempotency keys: written, nothing recorded (as ``post_messages``)."""
+        first = self._clock.take(len(messages))
+        rows = []
+        for n, m in enumerate(messages):
+            key = MessageKey(first + n, self._tail)
+            # At its id's time, as a post with keys writes it.
+            rows.append(Row(m.partition, key, m.body, m.content_type, m.ttl, stamp(key) + 1))
+        await self._messages.write(qid, rows, level)
+        if trace.enabled():
+            ages = [round(age(row.key), 3) for row in rows]
+            trace.trace("post", ids=[str(timeuuid(row.key)) for row in rows], ages=ages)
+        return [Posted(row.key, row.partition) for row in rows]
+
     def _new_key(self) -> MessageKey:
         """A fresh id of this web node."""
         return MessageKey(self._clock.take(1), self._tail)
@@ -315,7 +350,7 @@ class CassandraStorage:
         newest = MessageKey(now_ticks() - settle, MAX_TAIL)
         level = self._levels.read[queue.settings.consistency]
         return await self._messages.read_range(
-            uuid.UUID(queue.handle), partition, since, limit, descending, newest, level
+            uuid.UUID(queue.handle), partition, since, limit, descending, newest, level, settle
         )
 
     async def get_messages(
