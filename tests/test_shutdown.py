@@ -129,6 +129,10 @@ def test_sigterm_under_load_answers_every_request_and_loses_no_201(tmp_path: Pat
             sent = time.monotonic()
             try:
                 conn.request("POST", "/v1/app1/load", body=body, headers=AUTH)
+                # Sent once its bytes are written: a thread descheduled between taking the
+                # time and writing (a loaded machine) would count a request sent after the
+                # signal as sent before it.
+                sent = time.monotonic()
                 answer = conn.getresponse()
                 data = answer.read()
                 key = json.loads(data)["messages"][0]["key"] if answer.status == 201 else None
