@@ -352,7 +352,7 @@ async def test_a_put_behind_the_frontier_through_another_process_is_claimed(
         group, keys = await _group(one, 4)
         first = await one.claim(group, [1], 3, None, 10_000)
         assert [d.message.key for d in first] == keys[:3]
-        behind = MessageKey(keys[1].ts, keys[1].tail[:7] + b"\xff")  # between keys 1 and 2
+        behind = w.successor(keys[1])  # between keys 1 and 2 (their ticks are consecutive)
         assert keys[1] < behind < keys[2]
         await two.put_messages(group.queue, [(1, behind)], "put", "text/plain", 60)
         found = await one.claim(group, [1], 10, None, 10_000)
