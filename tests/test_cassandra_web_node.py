@@ -14,6 +14,7 @@ another node's deletion within the window it is documented to take.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -48,25 +49,27 @@ def new_store(url: str, check: float = CHECK) -> CassandraStorage:
     return CassandraStorage.from_url(f"{url}&queue_check_seconds={check}", settle=delays)
 
 
-@pytest.fixture
-async def store(cassandra_keyspace: str) -> AsyncIterator[CassandraStorage]:
-    storage = new_store(cassandra_keyspace)
+@contextlib.asynccontextmanager
+async def started(url: str) -> AsyncIterator[CassandraStorage]:
+    storage = new_store(url)
     await storage.start()
     try:
         yield storage
     finally:
         await storage.close()
+
+
+@pytest.fixture
+async def store(cassandra_keyspace: str) -> AsyncIterator[CassandraStorage]:
+    async with started(cassandra_keyspace) as storage:
+        yield storage
 
 
 @pytest.fixture
 async def other(cassandra_keyspace: str) -> AsyncIterator[CassandraStorage]:
     """Another web node on the same data."""
-    storage = new_store(cassandra_keyspace)
-    await storage.start()
-    try:
+    async with started(cassandra_keyspace) as storage:
         yield storage
-    finally:
-        await storage.close()
 
 
 @pytest.fixture

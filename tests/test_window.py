@@ -378,7 +378,7 @@ def frontier_run(seed: int, guarantee: str, mortal: bool) -> None:
             limit = rng.randint(1, 6)
             since = w.scan_from(fast, now)
             alive, gone = stored.scan(since, w.scan_size(fast, limit, since), now)
-            got, _ = w.claim(fast, 1, alive, r, now, limit, None, gone, frontier=True)
+            got, _ = w.claim(fast, 1, alive, r, now, limit, None, gone, since)
             for c in got:
                 assert stored.expiry.get(c.key, 0) > now, "leased a message not stored"
                 assert live.get(c.key, 0) <= now, "leased while another lease is live"

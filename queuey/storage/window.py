@@ -35,7 +35,7 @@ import bisect
 import heapq
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -223,15 +223,16 @@ def claim(
     limit: int,
     consumer: str | None,
     expired: Sequence[MessageKey] = (),
-    frontier: bool = False,
+    since: MessageKey | Literal["start"] | None = "start",
 ) -> tuple[list[Claimed], list[MessageKey]]:
     """Lease up to ``limit`` available messages, oldest first.
 
     ``scanned``: the keys of the partition's unexpired messages from where the
     scan began, ascending, as many as :func:`scan_size` asks for; ``expired``:
     the keys of expired ones still stored in that range (counted once, then
-    done). The scan begins at ``start``, or with ``frontier`` at
-    :func:`scan_from` (which also keeps the frontier). Returns what was leased
+    done). ``since`` is where the scan began: ``"start"`` (the window's
+    start; the frontier is left alone), or what :func:`scan_from` said for
+    this window and ``now`` (and the frontier is kept). Returns what was leased
     and the keys that reached ``max_deliveries`` (to dead-letter or drop: the
     caller decides which, and counts it with :func:`dead`).
 
@@ -243,7 +244,9 @@ def claim(
     ``window.records`` are kept in key order (every function here leaves them
     so), which lets a claim from the frontier touch only what lies after it.
     """
-    since = scan_from(window, now) if frontier else window.start
+    frontier = not isinstance(since, str)
+    if isinstance(since, str):  # "start"
+        since = window.start
     scanned = sorted({k for k in scanned if since is None or k >= since})
     expired = sorted({k for k in expired if since is None or k >= since})
     _forget_vanished(window, sorted([*scanned, *expired]), since)
@@ -329,6 +332,7 @@ def scan_from(window: Window, now: int) -> MessageKey | None:
     ``start`` when no frontier is known, and when a record before it is
     available again (its message may have been deleted or have expired since
     its lease: the scan from ``start`` tells, as it did before the frontier).
+    Computed once per claim and passed to :func:`claim` as ``since``.
     """
     start, reached = window.start, window.frontier
     if reached is None or (start is not None and reached <= start):

@@ -381,7 +381,7 @@ def claim(
         since = w.scan_from(window, now)
         alive, gone = _scan(conn, qid, partition, since, w.scan_size(window, limit, since), now)
         leased, doomed = w.claim(
-            window, partition, alive, rules, now, limit - len(found), consumer, gone, frontier=True
+            window, partition, alive, rules, now, limit - len(found), consumer, gone, since
         )
         _bury(conn, txn, tail, group, window, partition, doomed)
         windows.save(conn, gid, partition, window)

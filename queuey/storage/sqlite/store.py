@@ -266,24 +266,12 @@ class SQLiteStorage:
         content_type: str,
         ttl: int,
     ) -> None:
-        await self._writer.submit(
-            lambda conn, txn: self._put(conn, txn, queue, keys, body, content_type, ttl),
-            durable=queue.settings.consistency != "weak",
-        )
+        def job(conn: sqlite3.Connection, txn: Txn) -> None:
+            message_sql.put(conn, txn, queue, keys, body, content_type, ttl)
+            # A message created by id may lie behind a group's frontier: scan for it.
+            group_sql.rescan(conn, int(queue.handle), keys)
 
-    @staticmethod
-    def _put(
-        conn: sqlite3.Connection,
-        txn: Txn,
-        queue: Queue,
-        keys: Sequence[tuple[int, MessageKey]],
-        body: str,
-        content_type: str,
-        ttl: int,
-    ) -> None:
-        """Store by id; a message created behind a group's frontier must be scanned for."""
-        message_sql.put(conn, txn, queue, keys, body, content_type, ttl)
-        group_sql.rescan(conn, int(queue.handle), keys)
+        await self._writer.submit(job, durable=queue.settings.consistency != "weak")
 
     async def delete_messages(self, queue: Queue, keys: Sequence[tuple[int, MessageKey]]) -> None:
         qid = int(queue.handle)
