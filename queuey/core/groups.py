@@ -237,14 +237,12 @@ class Groups:
         found = await self.store.claim(group, partitions, limit, name, self.max_in_flight)
         if not found and wait:
             found = await self._wait_and_claim(group, partitions, limit, name, wait)
-        secret = await self.store.receipt_secret()
+        texts = receipts.encode_all(
+            await self.store.receipt_secret(), group, [d.receipt for d in found]
+        )
         messages = [
-            {
-                **message_info(d.message),
-                "receipt": receipts.encode(secret, group, d.receipt),
-                "deliveries": d.deliveries,
-            }
-            for d in found
+            {**message_info(d.message), "receipt": text, "deliveries": d.deliveries}
+            for d, text in zip(found, texts, strict=True)
         ]
         return {"status": "ok", "lease_seconds": group.settings.lease_seconds, "messages": messages}
 
