@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -310,6 +312,124 @@ async def test_a_rolled_back_claim_is_not_taken_from_the_window_cache(store: SQL
     assert [d.message.key for d in again] == keys[2:4]
     report = await store.report(group)
     assert report.counters.delivered == 4
+
+
+async def _in_one_transaction(store: SQLiteStorage, *calls: Awaitable[Any]) -> list[Any]:
+    """Run ``calls`` as jobs of one writer transaction, in this order.
+
+    The writer is held by a job that waits while the calls submit theirs, one
+    at a time; it then takes them all in its next transaction.
+    """
+    holding, gate = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection, txn: Txn) -> None:
+        holding.set()
+        gate.wait(10)
+
+    writer = store._writer
+    held = writer.submit(hold, durable=False)
+    await asyncio.get_running_loop().run_in_executor(None, holding.wait, 10)
+    tasks = []
+    for call in calls:
+        tasks.append(asyncio.ensure_future(call))
+        for _ in range(5000):  # each call's job is queued before the next call starts
+            await asyncio.sleep(0.001)
+            if writer._jobs.qsize() == len(tasks):
+                break
+        assert writer._jobs.qsize() == len(tasks)
+    commits = store.commits
+    gate.set()
+    await held
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert store.commits == commits + 2  # the held job's transaction, then all of these
+    return results
+
+
+async def test_jobs_of_one_transaction_share_the_window_and_write_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four claims in one transaction lease one after another from the changed window, and
+    the window is written once, at the end: as another store on the file then reads it."""
+    one = SQLiteStorage(tmp_path / "q.db")
+    two = SQLiteStorage(tmp_path / "q.db")
+    await one.start()
+    await two.start()
+    try:
+        group, keys = await _group(one, 16)
+        dumps = 0
+        dump = w.dump
+
+        def counted(window: w.Window) -> bytes:
+            nonlocal dumps
+            dumps += 1
+            return dump(window)
+
+        monkeypatch.setattr(w, "dump", counted)
+        claims = [one.claim(group, [1], 3, None, 10_000) for _ in range(4)]
+        found = await _in_one_transaction(one, *claims)
+        assert [[d.message.key for d in f] for f in found] == [
+            keys[i : i + 3] for i in (0, 3, 6, 9)
+        ]
+        assert dumps == 1
+        rest = await two.claim(group, [1], 10, None, 10_000)  # from the row, no cache
+        assert [d.message.key for d in rest] == keys[12:]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_group_deleted_after_a_claim_in_its_transaction_leaves_no_window(
+    store: SQLiteStorage,
+) -> None:
+    group, keys = await _group(store, 4)
+    found, deleted = await _in_one_transaction(
+        store, store.claim(group, [1], 2, None, 10_000), store.delete_group(group)
+    )
+    assert [d.message.key for d in found] == keys[:2] and deleted is None
+    with sqlite3.connect(store.path) as check:
+        rows = check.execute(
+            "SELECT count(*) FROM group_windows WHERE gid = ?", (int(group.handle),)
+        )
+        assert rows.fetchone()[0] == 0
+
+
+async def test_a_put_behind_the_frontier_after_a_claim_in_its_transaction_is_claimed(
+    store: SQLiteStorage,
+) -> None:
+    """The PUT notes where to scan again in the window's row after the claim changed the
+    window in memory; the window's write at the end of the transaction applies the note."""
+    group, keys = await _group(store, 4)
+    behind = w.successor(keys[1])
+    first, _ = await _in_one_transaction(
+        store,
+        store.claim(group, [1], 3, None, 10_000),
+        store.put_messages(group.queue, [(1, behind)], "put", "text/plain", 60),
+    )
+    assert [d.message.key for d in first] == keys[:3]
+    found = await store.claim(group, [1], 10, None, 10_000)
+    assert [d.message.key for d in found] == [behind, keys[3]]
+
+
+async def test_an_ack_and_publish_with_a_lost_receipt_changes_no_window_of_its_transaction(
+    store: SQLiteStorage,
+) -> None:
+    """All or nothing, also when an earlier job of the transaction changed the window: the
+    receipt that would be accepted stays leased."""
+    group, keys = await _group(store, 3)
+    leased = await store.claim(group, [1], 3, None, 10_000)
+    first, second = leased[0].receipt, leased[1].receipt
+    lost = w.Receipt(1, keys[2], 0, 999)  # not the token of its lease
+    target, _ = await store.create_queue("app", "out", QueueSettings())
+    acked, refused = await _in_one_transaction(
+        store,
+        store.settle(group, "ack", [first], 0),
+        store.settle(group, "ack", [second, lost], 0, [(target, msg("out"))]),
+    )
+    assert acked.accepted == [first]
+    assert (refused.accepted, refused.lost, refused.published) == ([], [lost], ())
+    report = await store.report(group)
+    assert (report.counters.acknowledged, report.partitions[0].in_flight) == (1, 2)
+    assert await store.count_messages(target) == 0
 
 
 async def test_a_window_changed_by_another_process_is_read_from_the_file(tmp_path: Path) -> None:

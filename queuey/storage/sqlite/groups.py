@@ -11,12 +11,14 @@ the messages after every lease in flight. A PUT by id may store a message
 behind it; :func:`rescan` notes where in the window's row, and the next load
 lowers the frontier to it.
 
-The writer keeps the windows it wrote, decoded (:class:`Windows`): a busy
-window holds a record per lease in flight, tens of kilobytes, and decoding it
-again for every claim and acknowledgement cost as much as the rest of the
-claim. Each save stores a new random nonce beside the window; a load whose
-row still has the nonce of the cached copy uses it, so a write by another
-process sharing the file, or a rolled-back transaction, is read from the row.
+The writer keeps the windows decoded (:class:`Windows`): a busy window holds
+a record per lease in flight, tens of kilobytes, and decoding it again for
+every claim and acknowledgement cost as much as the rest of the claim. The
+jobs of one transaction change a window in memory, and the transaction
+writes it once, before its COMMIT. Each write stores a new random nonce
+beside the window; a load whose row still has the nonce of the kept copy
+uses it, so a write by another process sharing the file, or a rolled-back
+transaction, is read from the row.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def _position(conn: sqlite3.Connection, qid: int, partition: int, to: Position) 
 def create(
     conn: sqlite3.Connection,
     windows: Windows,
+    txn: Txn,
     queue: Queue,
     name: str,
     settings: GroupSettings,
@@ -132,7 +135,7 @@ def create(
     for partition in range(1, queue.partitions + 1):
         begin = _position(conn, qid, partition, start)
         if begin is not None:
-            windows.save(conn, gid, partition, w.load(None, begin))
+            windows.save(conn, txn, gid, partition, w.load(None, begin))
     group = get(conn, queue, name)
     assert group is not None
     return group, True
@@ -173,57 +176,118 @@ def delete_of_queue(conn: sqlite3.Connection, qid: int) -> None:
 
 
 class Windows:
-    """The windows this writer saved last, decoded, by (group id, partition).
+    """The windows of one writer, decoded, by (group id, partition).
 
-    Used by the writer thread only. ``size`` bounds how many it keeps (the
-    least recently used go first): a window is tens of kilobytes at most.
+    Used by the writer thread only. A job loads a window, changes it in place
+    and saves it; the save is gathered in memory, and the transaction writes
+    each window its jobs changed once, before its COMMIT
+    (``Txn.before_commit``): a busy window holds a record per lease in flight,
+    tens of kilobytes, and a transaction of thirty claims and acknowledgements
+    wrote it thirty times. A job of the same transaction loads the changed
+    window, not the row. A job that changes a window must save it.
+
+    The windows written are kept afterwards (``size`` of them, the least
+    recently used go first), each with the random nonce its write stored beside
+    it; a load whose row still has that nonce uses the kept copy. So a write by
+    another process sharing the file, or a rolled-back transaction, is read
+    from the row.
     """
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._kept: OrderedDict[tuple[int, int], tuple[int, w.Window]] = OrderedDict()
+        self._txn: Txn | None = None
+        self._changed: dict[tuple[int, int], w.Window] = {}
 
-    def load(self, conn: sqlite3.Connection, gid: int, partition: int) -> w.Window:
-        """The stored window (the cached copy while the row holds its nonce), frontier lowered."""
+    def _of(self, txn: Txn) -> dict[tuple[int, int], w.Window]:
+        """The windows ``txn`` changed (those of an earlier one were written or rolled back)."""
+        if txn is not self._txn:
+            self._txn, self._changed = txn, {}
+        return self._changed
+
+    def changed(self, txn: Txn, gid: int, partition: int) -> bool:
+        """Whether a job of ``txn`` saved this window (a save more costs nothing)."""
+        return (gid, partition) in self._of(txn)
+
+    def load(self, conn: sqlite3.Connection, txn: Txn, gid: int, partition: int) -> w.Window:
+        """The window as this transaction left it, else as stored (kept copy or row).
+
+        The frontier is lowered to where a PUT by id stored a message (:func:`rescan`).
+        """
         row = conn.execute(
             "SELECT nonce, rescan_ts, rescan_tail FROM group_windows"
             " WHERE gid = ? AND partition = ?",
             (gid, partition),
         ).fetchone()
-        if row is None:
-            return w.load(None)
-        nonce, rescan_ts, rescan_tail = row
-        # Taken out: a job changes it in place, and only its save puts it back.
-        kept = self._kept.pop((gid, partition), None)
-        if kept is not None and kept[0] == nonce:
-            window = kept[1]
-        else:
-            (blob,) = conn.execute(
-                "SELECT window FROM group_windows WHERE gid = ? AND partition = ?",
-                (gid, partition),
-            ).fetchone()
-            window = w.load(blob)
-        if rescan_ts is not None:
-            w.lower(window, MessageKey(rescan_ts, rescan_tail))
+        window = self._of(txn).get((gid, partition))
+        if window is None:
+            if row is None:
+                return w.load(None)
+            # Taken out: the job changes it in place, and only its save brings it back.
+            kept = self._kept.pop((gid, partition), None)
+            if kept is not None and kept[0] == row[0]:
+                window = kept[1]
+            else:
+                (blob,) = conn.execute(
+                    "SELECT window FROM group_windows WHERE gid = ? AND partition = ?",
+                    (gid, partition),
+                ).fetchone()
+                window = w.load(blob)
+        if row is not None and row[1] is not None:
+            w.lower(window, MessageKey(row[1], row[2]))
         return window
 
-    def save(self, conn: sqlite3.Connection, gid: int, partition: int, window: w.Window) -> None:
-        nonce = random.getrandbits(63)
-        conn.execute(
-            "INSERT OR REPLACE INTO group_windows (gid, partition, nonce, window)"
-            " VALUES (?, ?, ?, ?)",
-            (gid, partition, nonce, w.dump(window)),
-        )
-        self._kept[(gid, partition)] = (nonce, window)
-        if len(self._kept) > self._size:
-            self._kept.popitem(last=False)
+    def save(
+        self, conn: sqlite3.Connection, txn: Txn, gid: int, partition: int, window: w.Window
+    ) -> None:
+        """Have ``txn`` write ``window`` before it commits."""
+        changed = self._of(txn)
+        if not changed:
+            txn.before_commit(lambda: self._write(conn, txn))
+        changed[(gid, partition)] = window
+
+    def lower(
+        self, conn: sqlite3.Connection, txn: Txn, qid: int, lowest: dict[int, MessageKey]
+    ) -> None:
+        """Lower the frontiers of queue ``qid``'s windows changed in ``txn`` (by partition)."""
+        changed = self._of(txn)
+        if not changed:
+            return
+        gids = {gid for (gid,) in conn.execute("SELECT id FROM groups WHERE qid = ?", (qid,))}
+        for (gid, partition), window in changed.items():
+            if gid in gids and partition in lowest:
+                w.lower(window, lowest[partition])
+
+    def _write(self, conn: sqlite3.Connection, txn: Txn) -> None:
+        """Write the windows ``txn`` changed: those of groups still stored."""
+        for (gid, partition), window in self._of(txn).items():
+            # Clears the row's rescan note: :meth:`lower` applied any of this transaction.
+            nonce = random.getrandbits(63)
+            written = conn.execute(
+                "INSERT OR REPLACE INTO group_windows (gid, partition, nonce, window)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM groups WHERE id = ?)",
+                (gid, partition, nonce, w.dump(window), gid),
+            ).rowcount
+            if written:
+                self._kept[(gid, partition)] = (nonce, window)
+                if len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
+        self._changed = {}
 
 
-def rescan(conn: sqlite3.Connection, qid: int, keys: Sequence[tuple[int, MessageKey]]) -> None:
+def rescan(
+    conn: sqlite3.Connection,
+    windows: Windows,
+    txn: Txn,
+    qid: int,
+    keys: Sequence[tuple[int, MessageKey]],
+) -> None:
     """Messages were stored by id at ``keys``: the windows of the queue's groups scan from them.
 
-    The lowest such key is kept per window (``rescan_ts``, ``rescan_tail``)
-    until the window is saved next; its load lowers the frontier to it.
+    The lowest such key is kept per window row (``rescan_ts``, ``rescan_tail``)
+    until the window is written next; its load lowers the frontier to it. A
+    window a job of this transaction changed is lowered at once: its row may not
+    exist yet, or be written over before it is loaded again.
     """
     lowest: dict[int, MessageKey] = {}
     for partition, key in keys:
@@ -235,6 +299,7 @@ def rescan(conn: sqlite3.Connection, qid: int, keys: Sequence[tuple[int, Message
         " AND (rescan_ts IS NULL OR (rescan_ts, rescan_tail) > (?, ?))",
         [(k.ts, k.tail, qid, p, k.ts, k.tail) for p, k in lowest.items()],
     )
+    windows.lower(conn, txn, qid, lowest)
 
 
 def _scan(
@@ -246,17 +311,40 @@ def _scan(
     now: int,
 ) -> tuple[list[MessageKey], list[MessageKey]]:
     """Keys at or after ``start``, ascending: (unexpired, expired but not yet purged)."""
+    alive, gone, _ = _scan_rows(conn, qid, partition, start, limit, now, "")
+    return alive, gone
+
+
+def _scan_rows(
+    conn: sqlite3.Connection,
+    qid: int,
+    partition: int,
+    start: MessageKey | None,
+    limit: int,
+    now: int,
+    columns: str,
+) -> tuple[list[MessageKey], list[MessageKey], dict[MessageKey, tuple[Any, ...]]]:
+    """:func:`_scan`, and the unexpired rows' further ``columns`` (", a, b") by key."""
     where, args = "", ()  # type: tuple[str, tuple[int | bytes, ...]]
     if start is not None:
         where, args = " AND ts >= ? AND (ts > ? OR tail >= ?)", (start.ts, start.ts, start.tail)
     rows = conn.execute(
-        f"SELECT ts, tail, expires FROM messages WHERE qid = ? AND partition = ?{where}"
+        f"SELECT ts, tail, expires{columns} FROM messages WHERE qid = ? AND partition = ?{where}"
         " ORDER BY ts, tail LIMIT ?",
         (qid, partition, *args, limit),
     ).fetchall()
-    alive = [MessageKey(ts, tail) for ts, tail, expires in rows if expires > now]
-    gone = [MessageKey(ts, tail) for ts, tail, expires in rows if expires <= now]
-    return alive, gone
+    alive: list[MessageKey] = []
+    gone: list[MessageKey] = []
+    more: dict[MessageKey, tuple[Any, ...]] = {}
+    for row in rows:
+        key = MessageKey(row[0], row[1])
+        if row[2] > now:
+            alive.append(key)
+            if columns:
+                more[key] = row[3:]
+        else:
+            gone.append(key)
+    return alive, gone, more
 
 
 def _messages(
@@ -377,18 +465,27 @@ def claim(
     for partition in order:
         if len(found) >= limit:
             break
-        window = windows.load(conn, gid, partition)
+        window = windows.load(conn, txn, gid, partition)
         since = w.scan_from(window, now)
-        alive, gone = _scan(conn, qid, partition, since, w.scan_size(window, limit, since), now)
+        size = w.scan_size(window, limit, since)
+        # From the frontier the scan reads about as many messages as it leases: it reads
+        # their bodies too. From the start it may read every lease in flight: keys only.
+        bodies = since is not None and since != window.start
+        alive, gone, stored = _scan_rows(
+            conn, qid, partition, since, size, now, ", body, content_type" if bodies else ""
+        )
         leased, doomed = w.claim(
             window, partition, alive, rules, now, limit - len(found), consumer, gone, since
         )
         _bury(conn, txn, tail, group, window, partition, doomed)
-        windows.save(conn, gid, partition, window)
-        messages = _messages(conn, qid, partition, [item.key for item in leased])
+        windows.save(conn, txn, gid, partition, window)
+        if not bodies:
+            messages = _messages(conn, qid, partition, [item.key for item in leased])
+            stored = {k: (m.body, m.content_type) for k, m in messages.items()}
         for item in leased:
-            message = messages.get(item.key)
-            if message is not None:
+            row = stored.get(item.key)
+            if row is not None:
+                message = Message(item.key, partition, row[0], row[1])
                 found.append(Delivery(message, item.receipt, item.deliveries))
     return found
 
@@ -414,21 +511,26 @@ def settle(
     by_partition: dict[int, list[w.Receipt]] = {}
     for receipt in receipts:
         by_partition.setdefault(receipt.partition, []).append(receipt)
+    loaded = {p: windows.load(conn, txn, gid, p) for p in by_partition}
+    if publish:  # all or nothing: no window is changed unless every receipt is accepted
+        lost = [
+            r for r in receipts if not w.accepts(loaded[r.partition], r, rules, txn.now_ms, action)
+        ]
+        if lost:
+            return Settled([], lost)
     outcome: dict[w.Receipt, bool] = {}
     changed: list[tuple[int, w.Window, list[MessageKey]]] = []
     for partition, items in by_partition.items():
-        window = windows.load(conn, gid, partition)
+        window = loaded[partition]
         accepted, _lost, doomed = w.settle(window, items, rules, txn.now_ms, action, seconds)
         changed.append((partition, window, doomed))
         taken = set(accepted)
         outcome.update((r, r in taken) for r in items)
     lost = [r for r in receipts if not outcome[r]]
-    if publish and lost:
-        return Settled([], lost)  # all or nothing: no window is written
     published = _publish(conn, txn, tail, publish, idempotency_window)
     for partition, window, doomed in changed:
         _bury(conn, txn, tail, group, window, partition, doomed)
-        windows.save(conn, gid, partition, window)
+        windows.save(conn, txn, gid, partition, window)
     return Settled([r for r in receipts if outcome[r]], lost, published)
 
 
@@ -453,6 +555,7 @@ def _publish(
 def seek(
     conn: sqlite3.Connection,
     windows: Windows,
+    txn: Txn,
     group: Group,
     partitions: Sequence[int],
     to: Position,
@@ -460,9 +563,9 @@ def seek(
     _group_alive(conn, group)
     gid, qid = int(group.handle), int(group.queue.handle)
     for partition in partitions:
-        window = windows.load(conn, gid, partition)
+        window = windows.load(conn, txn, gid, partition)
         w.seek(window, _position(conn, qid, partition, to))
-        windows.save(conn, gid, partition, window)
+        windows.save(conn, txn, gid, partition, window)
 
 
 def report(
@@ -476,12 +579,13 @@ def report(
     counters = w.Counters()
     partitions = []
     for partition in range(1, group.queue.partitions + 1):
-        window = windows.load(conn, gid, partition)
+        window = windows.load(conn, txn, gid, partition)
         alive, gone = _scan(conn, qid, partition, window.start, w.scan_size(window, 0), now)
         doomed = w.tidy(window, alive, rules, now, gone)
-        if doomed or gone or alive:  # else the next load decodes the row again
+        # Else unchanged, or changed only as a claim would: the next load decodes the row again.
+        if doomed or gone or alive or windows.changed(txn, gid, partition):
             _bury(conn, txn, tail, group, window, partition, doomed)
-            windows.save(conn, gid, partition, window)
+            windows.save(conn, txn, gid, partition, window)
         seen = w.state(window, partition, now)
         done = w.done_keys(window)
         start = window.start

@@ -269,7 +269,7 @@ class SQLiteStorage:
         def job(conn: sqlite3.Connection, txn: Txn) -> None:
             message_sql.put(conn, txn, queue, keys, body, content_type, ttl)
             # A message created by id may lie behind a group's frontier: scan for it.
-            group_sql.rescan(conn, int(queue.handle), keys)
+            group_sql.rescan(conn, self._windows, txn, int(queue.handle), keys)
 
         await self._writer.submit(job, durable=queue.settings.consistency != "weak")
 
@@ -304,7 +304,9 @@ class SQLiteStorage:
         self, queue: Queue, name: str, settings: GroupSettings, start: Position
     ) -> tuple[Group, bool]:
         return await self._writer.submit(
-            lambda conn, txn: group_sql.create(conn, self._windows, queue, name, settings, start),
+            lambda conn, txn: group_sql.create(
+                conn, self._windows, txn, queue, name, settings, start
+            ),
             durable=True,
         )
 
@@ -361,7 +363,7 @@ class SQLiteStorage:
 
     async def seek(self, group: Group, partitions: Sequence[int], to: Position) -> None:
         await self._writer.submit(
-            lambda conn, txn: group_sql.seek(conn, self._windows, group, partitions, to),
+            lambda conn, txn: group_sql.seek(conn, self._windows, txn, group, partitions, to),
             durable=group.queue.settings.consistency != "weak",
         )
 

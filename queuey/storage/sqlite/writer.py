@@ -72,14 +72,24 @@ def now_ms() -> int:
 class Txn:
     """What a job sees of the transaction it runs in: its time and the file's key clock."""
 
-    __slots__ = ("_conn", "_keys", "_touched", "now_ms")
+    __slots__ = ("_conn", "_finishers", "_keys", "_touched", "now_ms")
 
     def __init__(self, conn: sqlite3.Connection, clock: IdClock) -> None:
         self._conn = conn
         self._keys = TxnClock(conn, clock)
         self._touched: set[int] = set()
+        self._finishers: list[Callable[[], None]] = []
         #: The transaction's time (ms): expiries of its writes count from here.
         self.now_ms = now_ms()
+
+    def before_commit(self, write: Callable[[], None]) -> None:
+        """Call ``write`` once, before COMMIT, after every job: for writes gathered in memory.
+
+        A write that several jobs of the transaction change (a group's window)
+        is then written once, not once per job. If it raises, the transaction
+        fails as if a job had.
+        """
+        self._finishers.append(write)
 
     def take(self, count: int) -> int:
         """Reserve ``count`` consecutive key timestamps above everything committed to the file."""
@@ -90,12 +100,14 @@ class Txn:
         self._touched.add(qid)
 
     def _finish(self) -> None:
-        """Record the keys taken and the queues touched (the writer calls this before COMMIT).
+        """Run the gathered writes, record the keys taken and the queues touched (before COMMIT).
 
         A touched queue's mark becomes the largest key taken here (one more
         tick is taken when none was: an overwrite by id takes no key), so
         marks, like keys, increase in commit order across processes.
         """
+        for write in self._finishers:
+            write()
         if self._touched:
             last = self._keys.last
             mark_all(self._conn, self._touched, last if last is not None else self._keys.take(1))
