@@ -7,6 +7,7 @@ through HTTP run the same rules on every backend.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -326,6 +327,12 @@ class Partition:
         keys = sorted(k for k in self.expiry if since is None or k >= since)[:size]
         return [k for k in keys if self.expiry[k] > now], [k for k in keys if self.expiry[k] <= now]
 
+    def scanner(
+        self, now: int
+    ) -> Callable[[MessageKey | None, int, bool], tuple[list[MessageKey], list[MessageKey]]]:
+        """:meth:`scan` at ``now``, as ``window.claim_from`` calls it."""
+        return lambda since, size, frontier: self.scan(since, size, now)
+
 
 def frontier_run(seed: int, guarantee: str, mortal: bool) -> None:
     """Feed two windows the same operations: ``fast`` claims from its frontier, ``slow``
@@ -376,9 +383,7 @@ def frontier_run(seed: int, guarantee: str, mortal: bool) -> None:
                     del stored.expiry[key]
         elif op < 0.7:  # claim
             limit = rng.randint(1, 6)
-            since = w.scan_from(fast, now)
-            alive, gone = stored.scan(since, w.scan_size(fast, limit, since), now)
-            got, _ = w.claim(fast, 1, alive, r, now, limit, None, gone, since)
+            got, _ = w.claim_from(fast, 1, stored.scanner(now), r, now, limit, None)
             for c in got:
                 assert stored.expiry.get(c.key, 0) > now, "leased a message not stored"
                 assert live.get(c.key, 0) <= now, "leased while another lease is live"
@@ -409,7 +414,13 @@ def frontier_run(seed: int, guarantee: str, mortal: bool) -> None:
             w.seek(slow, None)
             receipts, live = [], {}
         if not mortal:
-            assert (fast.start, fast.next_token) == (slow.start, slow.next_token)
+            assert fast.next_token == slow.next_token
+            # The same place: a start just after the last done message, or at the next one
+            # stored (a scan that read past it), leaves no stored message between the two.
+            if fast.start != slow.start:
+                low, high = sorted([fast.start, slow.start], key=lambda k: (k is not None, k))
+                assert high is not None
+                assert not [k for k in stored.expiry if (low is None or k >= low) and k < high]
     assert fast.counters.delivered == handed
     for window in (fast, slow):  # as a state read does: from the start
         alive, gone = stored.scan(window.start, w.scan_size(window, 0), now)
@@ -434,6 +445,37 @@ def test_claims_from_the_frontier_keep_the_rules_when_leased_messages_vanish(
     seed: int, guarantee: str
 ) -> None:
     frontier_run(seed, guarantee, mortal=True)
+
+
+def test_when_a_thousand_leases_end_at_once_a_claim_reads_as_many_as_it_leases() -> None:
+    """Consumers that die leave every lease to end together: a claim from the frontier then
+    scans from the first lease that ended as far as the ``limit`` it takes, not past every
+    record in flight, and takes them oldest first; a later claim takes the next ones."""
+    stored = Partition()
+    keys = [MessageKey(1000 + i, bytes(8)) for i in range(1200)]
+    for key in keys:
+        stored.expiry[key] = 10**9
+    r = rules("at_least_once", lease_ms=100, max_in_flight=10_000)
+    window = w.load(None)
+    sizes: list[int] = []
+
+    def scan(
+        since: MessageKey | None, size: int, _: bool
+    ) -> tuple[list[MessageKey], list[MessageKey]]:
+        sizes.append(size)
+        return stored.scan(since, size, now)
+
+    now = 0
+    first, _ = w.claim_from(window, 1, scan, r, now, 1000, None)
+    assert [c.key for c in first] == keys[:1000]
+    now = 500  # every lease has ended
+    sizes.clear()
+    again, _ = w.claim_from(window, 1, scan, r, now, 100, None)
+    assert [c.key for c in again] == keys[:100] and sizes == [101]
+    sizes.clear()
+    more, _ = w.claim_from(window, 1, scan, r, now, 100, None)
+    assert [c.key for c in more] == keys[100:200] and sizes == [101]
+    assert all(c.deliveries == 2 for c in [*again, *more])
 
 
 def test_receipts_accepted_behind_the_start_are_remembered_ten_minutes_at_most_1000() -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -248,6 +248,7 @@ def claim(
     so), which lets a claim from the frontier touch only what lies after it.
     """
     frontier = not isinstance(since, str)
+    known = window.frontier
     if isinstance(since, str):  # "start"
         since = window.start
     scanned = sorted({k for k in scanned if since is None or k >= since})
@@ -255,7 +256,10 @@ def claim(
     _forget_vanished(window, sorted([*scanned, *expired]), since)
     records = window.records
     first = 0 if since is None else _before(records, since)
-    by_key = {(r.ts, r.tail): r for r in records[first:]}  # records behind ``since`` are settled
+    # Records behind ``since`` are settled; those after the scan are not looked at.
+    last = max([*scanned[-1:], *expired[-1:]], default=None)
+    end = len(records) if last is None else _before(records, successor(last))
+    by_key = {(r.ts, r.tail): r for r in records[first:end]}
     appended: list[Record] = []
     for key in expired:
         found = by_key.get(key)
@@ -308,7 +312,9 @@ def claim(
     if frontier:  # as far as every scanned message has a record
         unrecorded = next((k for k in scanned if k not in by_key), None)
         covered = max([*scanned[-1:], *expired[-1:]], default=None)
-        window.reach(unrecorded or (since if covered is None else successor(covered)))
+        reached = unrecorded or (since if covered is None else successor(covered))
+        # A scan from a record that came due may end before the frontier: it stays.
+        window.reach(reached if known is None or reached is None else max(reached, known))
     return leased, doomed
 
 
@@ -331,19 +337,23 @@ def tidy(
 
 
 def scan_from(window: Window, now: int) -> MessageKey | None:
-    """Where a claim with a frontier scans from: the frontier, or ``start`` (None: the oldest).
+    """Where a claim with a frontier scans from: the frontier, ``start``, or a record's key.
 
-    ``start`` when no frontier is known, and when a record before it is
-    available again (its message may have been deleted or have expired since
-    its lease: the scan from ``start`` tells, as it did before the frontier).
-    Computed once per claim and passed to :func:`claim` as ``since``.
+    ``start`` (None: the oldest) when no frontier is known. The key of the
+    first record before the frontier that is available again (*due*: its
+    lease ended or its release delay passed) when there is one: its message
+    may have been deleted or have expired since its lease, and only a scan
+    tells; every record before it is leased or done, so nothing before it can
+    be claimed. Computed for each round of :func:`claim_from` and passed to
+    :func:`claim` as ``since``.
     """
     start, reached = window.start, window.frontier
     if reached is None or (start is not None and reached <= start):
         return start
     for record in window.records:  # LEASED or RELEASED and over, before the frontier
-        if record.until <= now and record.state <= RELEASED and (record.ts, record.tail) < reached:
-            return start
+        if record.until <= now and record.state <= RELEASED:
+            key = MessageKey(record.ts, record.tail)
+            return key if key < reached else reached
     return reached
 
 
@@ -356,6 +366,78 @@ def scan_size(window: Window, limit: int, since: MessageKey | None = None) -> in
     if since is None or since == window.start:
         return limit + len(window.records) + 1
     return limit + len(window.records) - _before(window.records, since) + 1
+
+
+def _due_size(window: Window, limit: int, since: MessageKey, now: int) -> int | None:
+    """How many messages a scan from the due record at ``since`` must read for ``limit`` of them.
+
+    As many as there are records from ``since`` to the ``limit``-th due one, and one:
+    every stored message before the frontier has a record, so the scan reads
+    those due messages and the records' between them, not every lease in
+    flight after them. None when fewer than ``limit`` are due before the
+    frontier (the scan reads on past it, :func:`scan_size`).
+    """
+    reached = window.frontier
+    records = window.records
+    due = 0
+    for count, record in enumerate(records[_before(records, since) :], 1):
+        if reached is not None and (record.ts, record.tail) >= reached:
+            return None
+        if record.until <= now and record.state <= RELEASED:
+            due += 1
+            if due >= limit:
+                return count + 1  # and one more, to find what follows them
+    return None
+
+
+def claim_from(
+    window: Window,
+    partition: int,
+    scan: Callable[[MessageKey | None, int, bool], tuple[list[MessageKey], list[MessageKey]]],
+    rules: Rules,
+    now: int,
+    limit: int,
+    consumer: str | None,
+) -> tuple[list[Claimed], list[MessageKey]]:
+    """:func:`claim` from the window's frontier (SQLite), scanning with ``scan``.
+
+    ``scan(since, size, frontier)``: the partition's (unexpired, expired)
+    keys at or after ``since``, ascending, ``size`` at most; ``frontier``
+    says the scan begins at the frontier. Records that came due before the
+    frontier are claimed first, in rounds: each scans from the first of them
+    only as far as the next ``limit`` due ones (:func:`_due_size`), so when
+    thousands of leases end at once (consumers that died) a claim reads a
+    hundred of them, not every lease in flight. Rounds go on until ``limit``
+    are leased, a round scans from the frontier or the start, or a round
+    changes nothing; they lease what one scan from ``start`` would, in the
+    same order. An ordered group, or one with ``max_deliveries``, scans once
+    from the first due record as far as :func:`scan_size` says, as a claim
+    must judge every due lease there.
+    """
+    leased: list[Claimed] = []
+    doomed: list[MessageKey] = []
+    while len(leased) < limit:
+        left = limit - len(leased)
+        since = scan_from(window, now)
+        reached = window.frontier
+        due = since is not None and reached is not None and since < reached
+        # One scan as far as it goes when the group is ordered (a claim judges the leases
+        # once) or has max_deliveries (a claim ends every due lease that reached it).
+        rounds = due and not rules.ordered and not rules.max_deliveries
+        size = None
+        if rounds:
+            assert since is not None
+            size = _due_size(window, left, since, now)
+        if size is None:
+            size = scan_size(window, left, since)
+        alive, gone = scan(since, size, since is not None and since == reached)
+        expired = window.counters.expired
+        got, dead = claim(window, partition, alive, rules, now, left, consumer, gone, since)
+        leased += got
+        doomed += dead
+        if not rounds or not (got or window.counters.expired > expired):
+            break  # nothing changed: the cap on leases in flight was reached
+    return leased, doomed
 
 
 def lower(window: Window, key: MessageKey) -> None:
@@ -409,19 +491,15 @@ def _forget_vanished(
     """
     records = window.records
     first = 0 if since is None else _before(records, since)
-    last = (scanned[-1].ts, scanned[-1].tail) if scanned else None
+    end = len(records) if not scanned else _before(records, successor(scanned[-1]))
     present = {(k.ts, k.tail) for k in scanned}
     kept = records[:first]
-    for record in records[first:]:
-        key = (record.ts, record.tail)
-        if (
-            (last is None or key <= last)
-            and record.state in (LEASED, RELEASED)
-            and key not in present
-        ):
+    for record in records[first:end]:
+        if record.state in (LEASED, RELEASED) and (record.ts, record.tail) not in present:
             window.counters.expired += 1
             continue
         kept.append(record)
+    kept += records[end:]
     window.records = kept
 
 

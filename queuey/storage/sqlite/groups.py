@@ -64,8 +64,14 @@ def _queue_alive(conn: sqlite3.Connection, queue: Queue) -> None:
 
 
 def _group_alive(conn: sqlite3.Connection, group: Group) -> None:
-    _queue_alive(conn, group.queue)
-    if conn.execute("SELECT 1 FROM groups WHERE id = ?", (int(group.handle),)).fetchone() is None:
+    # One statement for both rows: every claim and acknowledgement asks.
+    queue, found = conn.execute(
+        "SELECT (SELECT 1 FROM queues WHERE id = ?), (SELECT 1 FROM groups WHERE id = ?)",
+        (int(group.queue.handle), int(group.handle)),
+    ).fetchone()
+    if queue is None:
+        raise QueueNotFound(f"queue {group.queue.name!r} was deleted")
+    if found is None:
         raise GroupNotFound(group.name)
 
 
@@ -454,9 +460,7 @@ def claim(
     max_in_flight: int,
 ) -> list[Delivery]:
     _group_alive(conn, group)
-    gid, qid = int(group.handle), int(group.queue.handle)
     rules = _rules(group, max_in_flight)
-    now = txn.now_ms
     order = list(partitions)
     if order:  # a fair order: begin at a random partition
         turn = random.randrange(len(order))
@@ -465,28 +469,50 @@ def claim(
     for partition in order:
         if len(found) >= limit:
             break
-        window = windows.load(conn, txn, gid, partition)
-        since = w.scan_from(window, now)
-        size = w.scan_size(window, limit, since)
-        # From the frontier the scan reads about as many messages as it leases: it reads
-        # their bodies too. From the start it may read every lease in flight: keys only.
-        bodies = since is not None and since != window.start
-        alive, gone, stored = _scan_rows(
-            conn, qid, partition, since, size, now, ", body, content_type" if bodies else ""
+        found += _claim_in(
+            conn, windows, txn, tail, group, partition, rules, limit - len(found), consumer
         )
-        leased, doomed = w.claim(
-            window, partition, alive, rules, now, limit - len(found), consumer, gone, since
-        )
-        _bury(conn, txn, tail, group, window, partition, doomed)
-        windows.save(conn, txn, gid, partition, window)
-        if not bodies:
-            messages = _messages(conn, qid, partition, [item.key for item in leased])
-            stored = {k: (m.body, m.content_type) for k, m in messages.items()}
-        for item in leased:
-            row = stored.get(item.key)
-            if row is not None:
-                message = Message(item.key, partition, row[0], row[1])
-                found.append(Delivery(message, item.receipt, item.deliveries))
+    return found
+
+
+def _claim_in(
+    conn: sqlite3.Connection,
+    windows: Windows,
+    txn: Txn,
+    tail: bytes,
+    group: Group,
+    partition: int,
+    rules: w.Rules,
+    limit: int,
+    consumer: str | None,
+) -> list[Delivery]:
+    """Lease up to ``limit`` messages of one partition (``w.claim_from``)."""
+    gid, qid, now = int(group.handle), int(group.queue.handle), txn.now_ms
+    window = windows.load(conn, txn, gid, partition)
+    stored: dict[MessageKey, tuple[Any, ...]] = {}
+
+    def scan(
+        since: MessageKey | None, size: int, frontier: bool
+    ) -> tuple[list[MessageKey], list[MessageKey]]:
+        # From the frontier a scan reads about as many messages as it leases: it reads
+        # their bodies too. Elsewhere it may read many leases in flight: keys only.
+        columns = ", body, content_type" if frontier else ""
+        alive, gone, more = _scan_rows(conn, qid, partition, since, size, now, columns)
+        stored.update(more)
+        return alive, gone
+
+    leased, doomed = w.claim_from(window, partition, scan, rules, now, limit, consumer)
+    _bury(conn, txn, tail, group, window, partition, doomed)
+    windows.save(conn, txn, gid, partition, window)
+    missing = [item.key for item in leased if item.key not in stored]
+    for key, message in _messages(conn, qid, partition, missing).items():
+        stored[key] = (message.body, message.content_type)
+    found = []
+    for item in leased:
+        row = stored.get(item.key)
+        if row is not None:
+            message = Message(item.key, partition, row[0], row[1])
+            found.append(Delivery(message, item.receipt, item.deliveries))
     return found
 
 
