@@ -66,6 +66,17 @@ def line_of(stream: IO[str], timeout: float = 20.0) -> str:
     return stream.readline()
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_heard() -> Iterator[None]:
+    """Commands started here hear SIGINT as at a terminal: a shell without job control
+    starts background commands (a CI script run with ``&``) with SIGINT ignored, which
+    the pytest under it and the commands it starts would inherit (never hearing Ctrl-C).
+    A Python handler is not inherited: the children start with the default action."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def started(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "queuey.cli", *args],
