@@ -41,6 +41,19 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
     await storage.close()
 
 
+@pytest.fixture
+async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStorage, SQLiteStorage]]:
+    """Two stores on one file, as two processes would have."""
+    one, two = SQLiteStorage(tmp_path / "q.db"), SQLiteStorage(tmp_path / "q.db")
+    await one.start()
+    await two.start()
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
 @pytest.mark.parametrize("consistency", ["weak", "strong"])
 async def test_group_commit_serves_many_writes_per_transaction(
     store: SQLiteStorage, consistency: str
@@ -346,36 +359,27 @@ async def _in_one_transaction(store: SQLiteStorage, *calls: Awaitable[Any]) -> l
 
 
 async def test_jobs_of_one_transaction_share_the_window_and_write_it_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_stores: tuple[SQLiteStorage, SQLiteStorage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four claims in one transaction lease one after another from the changed window, and
     the window is written once, at the end: as another store on the file then reads it."""
-    one = SQLiteStorage(tmp_path / "q.db")
-    two = SQLiteStorage(tmp_path / "q.db")
-    await one.start()
-    await two.start()
-    try:
-        group, keys = await _group(one, 16)
-        dumps = 0
-        dump = w.dump
+    one, two = two_stores
+    group, keys = await _group(one, 16)
+    dumps = 0
+    dump = w.dump
 
-        def counted(window: w.Window) -> bytes:
-            nonlocal dumps
-            dumps += 1
-            return dump(window)
+    def counted(window: w.Window) -> bytes:
+        nonlocal dumps
+        dumps += 1
+        return dump(window)
 
-        monkeypatch.setattr(w, "dump", counted)
-        claims = [one.claim(group, [1], 3, None, 10_000) for _ in range(4)]
-        found = await _in_one_transaction(one, *claims)
-        assert [[d.message.key for d in f] for f in found] == [
-            keys[i : i + 3] for i in (0, 3, 6, 9)
-        ]
-        assert dumps == 1
-        rest = await two.claim(group, [1], 10, None, 10_000)  # from the row, no cache
-        assert [d.message.key for d in rest] == keys[12:]
-    finally:
-        await one.close()
-        await two.close()
+    monkeypatch.setattr(w, "dump", counted)
+    claims = [one.claim(group, [1], 3, None, 10_000) for _ in range(4)]
+    found = await _in_one_transaction(one, *claims)
+    assert [[d.message.key for d in f] for f in found] == [keys[i : i + 3] for i in (0, 3, 6, 9)]
+    assert dumps == 1
+    rest = await two.claim(group, [1], 10, None, 10_000)  # from the row, no cache
+    assert [d.message.key for d in rest] == keys[12:]
 
 
 async def test_a_group_deleted_after_a_claim_in_its_transaction_leaves_no_window(
@@ -432,55 +436,43 @@ async def test_an_ack_and_publish_with_a_lost_receipt_changes_no_window_of_its_t
     assert await store.count_messages(target) == 0
 
 
-async def test_a_window_changed_by_another_process_is_read_from_the_file(tmp_path: Path) -> None:
+async def test_a_window_changed_by_another_process_is_read_from_the_file(
+    two_stores: tuple[SQLiteStorage, SQLiteStorage],
+) -> None:
     """Two stores on one file (two processes): each one's cached window is stale once the
     other writes; claims and acks alternate and every message is leased once."""
-    one = SQLiteStorage(tmp_path / "q.db")
-    two = SQLiteStorage(tmp_path / "q.db")
-    await one.start()
-    await two.start()
-    try:
-        group, keys = await _group(one, 12)
-        leased: list[MessageKey] = []
-        for turn in range(6):
-            store = (one, two)[turn % 2]
-            found = await store.claim(group, [1], 2, None, 10_000)
-            leased += [d.message.key for d in found]
-            if turn % 3 == 0:  # the other store acknowledges, changing the window under it
-                other = (two, one)[turn % 2]
-                settled = await other.settle(group, "ack", [d.receipt for d in found], 0)
-                assert settled.lost == []
-        assert leased == keys
-        report = await two.report(group)
-        assert (report.counters.delivered, report.counters.acknowledged) == (12, 4)
-        assert report.partitions[0].in_flight == 8
-    finally:
-        await one.close()
-        await two.close()
+    one, two = two_stores
+    group, keys = await _group(one, 12)
+    leased: list[MessageKey] = []
+    for turn in range(6):
+        store = (one, two)[turn % 2]
+        found = await store.claim(group, [1], 2, None, 10_000)
+        leased += [d.message.key for d in found]
+        if turn % 3 == 0:  # the other store acknowledges, changing the window under it
+            other = (two, one)[turn % 2]
+            settled = await other.settle(group, "ack", [d.receipt for d in found], 0)
+            assert settled.lost == []
+    assert leased == keys
+    report = await two.report(group)
+    assert (report.counters.delivered, report.counters.acknowledged) == (12, 4)
+    assert report.partitions[0].in_flight == 8
 
 
 async def test_a_put_behind_the_frontier_through_another_process_is_claimed(
-    tmp_path: Path,
+    two_stores: tuple[SQLiteStorage, SQLiteStorage],
 ) -> None:
     """PUT by id through another store creates a message behind the leases in flight;
     the next claim, from a cached window, still finds it (oldest first)."""
-    one = SQLiteStorage(tmp_path / "q.db")
-    two = SQLiteStorage(tmp_path / "q.db")
-    await one.start()
-    await two.start()
-    try:
-        group, keys = await _group(one, 4)
-        first = await one.claim(group, [1], 3, None, 10_000)
-        assert [d.message.key for d in first] == keys[:3]
-        behind = w.successor(keys[1])  # between keys 1 and 2 (their ticks are consecutive)
-        assert keys[1] < behind < keys[2]
-        await two.put_messages(group.queue, [(1, behind)], "put", "text/plain", 60)
-        found = await one.claim(group, [1], 10, None, 10_000)
-        assert [d.message.key for d in found] == [behind, keys[3]]
-        assert [d.message.body for d in found] == ["put", "m3"]
-    finally:
-        await one.close()
-        await two.close()
+    one, two = two_stores
+    group, keys = await _group(one, 4)
+    first = await one.claim(group, [1], 3, None, 10_000)
+    assert [d.message.key for d in first] == keys[:3]
+    behind = w.successor(keys[1])  # between keys 1 and 2 (their ticks are consecutive)
+    assert keys[1] < behind < keys[2]
+    await two.put_messages(group.queue, [(1, behind)], "put", "text/plain", 60)
+    found = await one.claim(group, [1], 10, None, 10_000)
+    assert [d.message.key for d in found] == [behind, keys[3]]
+    assert [d.message.body for d in found] == ["put", "m3"]
 
 
 async def test_windows_of_schema_4_are_kept_by_migration_5(tmp_path: Path) -> None:

@@ -218,28 +218,30 @@ class Windows:
     def load(self, conn: sqlite3.Connection, txn: Txn, gid: int, partition: int) -> w.Window:
         """The window as this transaction left it, else as stored (kept copy or row).
 
-        The frontier is lowered to where a PUT by id stored a message (:func:`rescan`).
+        The frontier is lowered to where a PUT by id stored a message (:func:`rescan`;
+        a window this transaction changed was lowered by :meth:`lower` already).
         """
+        changed = self._of(txn).get((gid, partition))
+        if changed is not None:
+            return changed
         row = conn.execute(
             "SELECT nonce, rescan_ts, rescan_tail FROM group_windows"
             " WHERE gid = ? AND partition = ?",
             (gid, partition),
         ).fetchone()
-        window = self._of(txn).get((gid, partition))
-        if window is None:
-            if row is None:
-                return w.load(None)
-            # Taken out: the job changes it in place, and only its save brings it back.
-            kept = self._kept.pop((gid, partition), None)
-            if kept is not None and kept[0] == row[0]:
-                window = kept[1]
-            else:
-                (blob,) = conn.execute(
-                    "SELECT window FROM group_windows WHERE gid = ? AND partition = ?",
-                    (gid, partition),
-                ).fetchone()
-                window = w.load(blob)
-        if row is not None and row[1] is not None:
+        if row is None:
+            return w.load(None)
+        # Taken out: the job changes it in place, and only its save brings it back.
+        kept = self._kept.pop((gid, partition), None)
+        if kept is not None and kept[0] == row[0]:
+            window = kept[1]
+        else:
+            (blob,) = conn.execute(
+                "SELECT window FROM group_windows WHERE gid = ? AND partition = ?",
+                (gid, partition),
+            ).fetchone()
+            window = w.load(blob)
+        if row[1] is not None:
             w.lower(window, MessageKey(row[1], row[2]))
         return window
 
